@@ -1,0 +1,52 @@
+# esmm: PGXS build of the extension, plus the server-free unit tests.
+#   make && make install      build and install into the PostgreSQL of $(PG_CONFIG)
+#   make unit                 C unit tests of src/core (no server)
+#   make unit-sanitize        the same under ASan and UBSan
+# The two commands that do everything (packages, cluster, tests) are in
+# README.md: test/run_demo.sh and test/run_tests.sh.
+
+EXTENSION = esmm
+MODULE_big = esmm
+CORE_SRCS = $(sort $(wildcard src/core/*.c))
+PG_SRCS = $(sort $(wildcard src/pg/*.c))
+OBJS = $(CORE_SRCS:.c=.o) $(PG_SRCS:.c=.o)
+DATA = sql/esmm--0.1.0.sql
+REGRESS = $(sort $(basename $(notdir $(wildcard sql/regress_*.sql))))
+REGRESS_OPTS = --inputdir=. --load-extension=esmm
+
+# OpenBLAS built for OpenMP: it then shares libgomp's thread pool with our
+# own parallel regions, whose threads we create with every signal blocked
+# (src/pg/esmm_threads.c).  The pthread build starts its own threads at
+# load time, with the backend's signal mask, so it is not used.
+OPENBLAS_LIB = /usr/lib/x86_64-linux-gnu/openblas-openmp
+OPENBLAS_INC = /usr/include/x86_64-linux-gnu/openblas-openmp
+PG_CPPFLAGS = -I$(OPENBLAS_INC) -Isrc/core
+PG_CFLAGS = -fopenmp -Wno-declaration-after-statement
+SHLIB_LINK = -fopenmp -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -lm
+EXTRA_CLEAN = test/unit/esmm_unit test/unit/esmm_unit_san results regression.diffs regression.out
+
+PG_CONFIG ?= pg_config
+# No LLVM bitcode: JIT inlining buys nothing for functions that call BLAS,
+# and clang would need the OpenMP flags too.
+override with_llvm = no
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+UNIT_SRCS = $(sort $(wildcard test/unit/*.c))
+UNIT_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -g -Wall -Wextra -Werror=implicit-function-declaration \
+	-fopenmp -I$(OPENBLAS_INC) -Isrc/core
+UNIT_LIBS = -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -lm
+
+test/unit/esmm_unit: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/core/*.h test/unit/*.h)
+	$(CC) $(UNIT_CFLAGS) -O2 -o $@ $(CORE_SRCS) $(UNIT_SRCS) $(UNIT_LIBS)
+
+test/unit/esmm_unit_san: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/core/*.h test/unit/*.h)
+	$(CC) $(UNIT_CFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+		-fno-sanitize-recover=undefined -o $@ $(CORE_SRCS) $(UNIT_SRCS) $(UNIT_LIBS)
+
+.PHONY: unit unit-sanitize
+unit: test/unit/esmm_unit
+	OMP_NUM_THREADS=2 ./test/unit/esmm_unit
+
+unit-sanitize: test/unit/esmm_unit_san
+	OMP_NUM_THREADS=2 ASAN_OPTIONS=detect_leaks=1 ./test/unit/esmm_unit_san

@@ -1,0 +1,88 @@
+/*
+ * esmm_data.h: the compact training buffer and the batch view.
+ *
+ * The encoder (src/pg/encoder.c) turns each row into ids, raw floats and
+ * labels, appended to fixed-size chunks so that the buffer never holds
+ * more than one partly-filled chunk of slack (SPEC §8: at most 1.25x the
+ * raw bytes).  The core reads the chunks and never writes them.
+ */
+#ifndef ESMM_DATA_H
+#define ESMM_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ESMM_CHUNK_ROWS_LOG2 14
+#define ESMM_CHUNK_ROWS ((size_t) 1 << ESMM_CHUNK_ROWS_LOG2)
+
+typedef struct esmm_chunk
+{
+	int32_t    *ids;			/* [ESMM_CHUNK_ROWS, n_ids] */
+	float	   *nums;			/* [ESMM_CHUNK_ROWS, n_nums] raw, NaN = NULL */
+	float	   *labels;			/* [ESMM_CHUNK_ROWS, n_labels] */
+	uint32_t   *multi_off;		/* [ESMM_CHUNK_ROWS * n_multi + 1] into multi_ids */
+	int32_t    *multi_ids;		/* [multi_cap] */
+	size_t		multi_cap;
+} esmm_chunk;
+
+typedef struct esmm_dataset
+{
+	uint32_t	n_ids;
+	uint32_t	n_nums;
+	uint32_t	n_labels;
+	uint32_t	n_multi;
+	size_t		n_rows;
+	size_t		n_chunks;
+	esmm_chunk *chunks;			/* [n_chunks] */
+} esmm_dataset;
+
+/* Row r's fixed columns. */
+static inline const int32_t *
+esmm_dataset_ids(const esmm_dataset *ds, size_t r)
+{
+	return ds->chunks[r >> ESMM_CHUNK_ROWS_LOG2].ids +
+		(r & (ESMM_CHUNK_ROWS - 1)) * ds->n_ids;
+}
+
+static inline const float *
+esmm_dataset_nums(const esmm_dataset *ds, size_t r)
+{
+	return ds->chunks[r >> ESMM_CHUNK_ROWS_LOG2].nums +
+		(r & (ESMM_CHUNK_ROWS - 1)) * ds->n_nums;
+}
+
+static inline const float *
+esmm_dataset_labels(const esmm_dataset *ds, size_t r)
+{
+	return ds->chunks[r >> ESMM_CHUNK_ROWS_LOG2].labels +
+		(r & (ESMM_CHUNK_ROWS - 1)) * ds->n_labels;
+}
+
+/* Row r's ids of multi feature k: *count ids starting at the return. */
+static inline const int32_t *
+esmm_dataset_multi(const esmm_dataset *ds, size_t r, uint32_t k,
+				   uint32_t *count)
+{
+	const esmm_chunk *c = &ds->chunks[r >> ESMM_CHUNK_ROWS_LOG2];
+	size_t		i = (r & (ESMM_CHUNK_ROWS - 1)) * ds->n_multi + k;
+
+	*count = c->multi_off[i + 1] - c->multi_off[i];
+	return c->multi_ids + c->multi_off[i];
+}
+
+/*
+ * A batch of rows in contiguous arrays: what the model reads.  ids, nums
+ * and labels are row-major; multi feature k's row b holds
+ * multi_ids[multi_off[k*(B+1)+b] .. multi_off[k*(B+1)+b+1]-1].
+ */
+typedef struct esmm_batch
+{
+	int			B;
+	const int32_t *ids;			/* [B, n_ids] */
+	const float *nums;			/* [B, n_nums] raw, NaN = NULL */
+	const float *labels;		/* [B, n_labels]; NULL when scoring */
+	const uint32_t *multi_off;	/* [n_multi, B+1] */
+	const int32_t *multi_ids;
+} esmm_batch;
+
+#endif							/* ESMM_DATA_H */

@@ -1,0 +1,1183 @@
+/*
+ * esmm_model.c: the ESMM model: layout, initialization, forward, backward,
+ * optimizer step, scoring and the epoch loop.
+ *
+ * Backward mirrors forward in reverse: esmm_tower_forward runs
+ * dense -> batch norm -> activation -> dropout per layer, and
+ * esmm_tower_backward undoes them in the opposite order.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "esmm_model.h"
+#include "layers.h"
+#include "optim.h"
+
+#define MAX_UNITS 65536
+#define MAX_DIM 1024
+#define MAX_BUCKETS (1u << 30)
+
+static double
+now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int
+feature_has_table(const esmm_feature *f)
+{
+	return f->kind == ESMM_FEAT_CATEGORICAL || f->kind == ESMM_FEAT_MULTI;
+}
+
+/* --------------------------------------------------------------- schema */
+
+void
+esmm_schema_slots(const esmm_schema *schema, uint32_t *n_ids,
+				  uint32_t *n_nums, uint32_t *n_multi,
+				  uint32_t slot[ESMM_MAX_FEATURES])
+{
+	uint32_t	counts[4] = {0, 0, 0, 0};
+
+	for (uint32_t f = 0; f < schema->n_features && f < ESMM_MAX_FEATURES; f++)
+	{
+		uint8_t		k = schema->features[f].kind;
+
+		slot[f] = k < 4 ? counts[k]++ : 0;
+	}
+	*n_ids = counts[ESMM_FEAT_CATEGORICAL];
+	*n_nums = counts[ESMM_FEAT_NUMERIC];
+	*n_multi = counts[ESMM_FEAT_MULTI];
+}
+
+float
+esmm_feature_normalize(const esmm_feature *f, float raw)
+{
+	float		v = raw;
+
+	if (isnan(raw))
+		return 0.0f;
+	if (f->norm == ESMM_NORM_LOG)
+		v = copysignf(log1pf(fabsf(v)), v);
+	if (f->norm != ESMM_NORM_NONE)
+		v = (v - f->mean) / f->std;
+	return v;
+}
+
+void
+esmm_schema_fit_stats(esmm_schema *schema, const esmm_dataset *ds)
+{
+	uint32_t	n_ids,
+				n_nums,
+				n_multi,
+				slot[ESMM_MAX_FEATURES];
+
+	esmm_schema_slots(schema, &n_ids, &n_nums, &n_multi, slot);
+	for (uint32_t f = 0; f < schema->n_features; f++)
+	{
+		esmm_feature *feat = &schema->features[f];
+		double		sum = 0.0,
+					sumsq = 0.0;
+		size_t		n = 0;
+
+		if (feat->kind != ESMM_FEAT_NUMERIC)
+			continue;
+		for (size_t r = 0; r < ds->n_rows; r++)
+		{
+			double		v = esmm_dataset_nums(ds, r)[slot[f]];
+
+			if (isnan(v))
+				continue;
+			if (feat->norm == ESMM_NORM_LOG)
+				v = copysign(log1p(fabs(v)), v);
+			sum += v;
+			sumsq += v * v;
+			n++;
+		}
+		feat->mean = n > 0 ? (float) (sum / n) : 0.0f;
+		{
+			double		var = n > 0 ? sumsq / n - (sum / n) * (sum / n) : 0.0;
+			double		sd = var > 0.0 ? sqrt(var) : 0.0;
+
+			/* a constant column must not divide by zero */
+			feat->std = sd > 1e-12 ? (float) sd : 1.0f;
+		}
+	}
+}
+
+/* --------------------------------------------------------------- layout */
+
+static esmm_code
+validate_schema(const esmm_schema *s, esmm_status *st)
+{
+	if (s->n_features == 0 || s->n_features > ESMM_MAX_FEATURES)
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "feature count %u is not in 1..%d",
+						 s->n_features, ESMM_MAX_FEATURES);
+	if (s->n_labels > ESMM_MAX_LABELS)
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "label count %u exceeds %d",
+						 s->n_labels, ESMM_MAX_LABELS);
+	for (uint32_t i = 0; i < s->n_labels; i++)
+		if (memchr(s->labels[i], '\0', ESMM_NAME_LEN) == NULL)
+			return esmm_fail(st, ESMM_ERR_ARGUMENT, "label name %u is not terminated", i);
+	for (uint32_t f = 0; f < s->n_features; f++)
+	{
+		const esmm_feature *ft = &s->features[f];
+
+		if (memchr(ft->name, '\0', ESMM_NAME_LEN) == NULL || ft->name[0] == '\0')
+			return esmm_fail(st, ESMM_ERR_ARGUMENT, "feature %u has no valid name", f);
+		if (ft->kind < ESMM_FEAT_CATEGORICAL || ft->kind > ESMM_FEAT_MULTI)
+			return esmm_fail(st, ESMM_ERR_ARGUMENT, "feature \"%s\" has unknown kind %u",
+							 ft->name, ft->kind);
+		if (ft->norm > ESMM_NORM_LOG)
+			return esmm_fail(st, ESMM_ERR_ARGUMENT, "feature \"%s\" has unknown normalization %u",
+							 ft->name, ft->norm);
+		if (feature_has_table(ft))
+		{
+			if (ft->n_buckets < 1 || ft->n_buckets > MAX_BUCKETS)
+				return esmm_fail(st, ESMM_ERR_ARGUMENT, "feature \"%s\" has %u buckets, not in 1..%u",
+								 ft->name, ft->n_buckets, MAX_BUCKETS);
+			if (ft->dim < 1 || ft->dim > MAX_DIM)
+				return esmm_fail(st, ESMM_ERR_ARGUMENT, "feature \"%s\" has embedding width %u, not in 1..%d",
+								 ft->name, ft->dim, MAX_DIM);
+		}
+		else if (!isfinite(ft->mean) || !isfinite(ft->std) || ft->std <= 0.0f)
+			return esmm_fail(st, ESMM_ERR_ARGUMENT, "feature \"%s\" has invalid statistics",
+							 ft->name);
+	}
+	return ESMM_OK;
+}
+
+static esmm_code
+validate_tower(const esmm_tower_spec *t, const esmm_schema *s, const char *name,
+			   esmm_status *st)
+{
+	if (t->n_layers < 1 || t->n_layers > ESMM_MAX_LAYERS)
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "%s tower has %u layers, not 1..%d",
+						 name, t->n_layers, ESMM_MAX_LAYERS);
+	if (t->n_inputs < 1 || t->n_inputs > s->n_features)
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "%s tower has %u inputs, not 1..%u",
+						 name, t->n_inputs, s->n_features);
+	for (uint32_t i = 0; i < t->n_inputs; i++)
+		if (t->inputs[i] >= s->n_features)
+			return esmm_fail(st, ESMM_ERR_ARGUMENT, "%s tower input %u is feature %u of %u",
+							 name, i, t->inputs[i], s->n_features);
+	for (uint32_t l = 0; l < t->n_layers; l++)
+	{
+		const esmm_layer_spec *ly = &t->layers[l];
+
+		if (ly->units < 1 || ly->units > MAX_UNITS)
+			return esmm_fail(st, ESMM_ERR_ARGUMENT, "%s tower layer %u has %u units",
+							 name, l, ly->units);
+		if (ly->act >= ESMM_ACT_COUNT)
+			return esmm_fail(st, ESMM_ERR_ARGUMENT, "%s tower layer %u has unknown activation %u",
+							 name, l, ly->act);
+		if (!(ly->dropout >= 0.0f && ly->dropout < 1.0f))
+			return esmm_fail(st, ESMM_ERR_ARGUMENT, "%s tower layer %u has dropout %g",
+							 name, l, ly->dropout);
+	}
+	if (t->layers[t->n_layers - 1].units != 1)
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "%s tower must end in a layer of width 1", name);
+	if (!isfinite(t->l1) || !isfinite(t->l2) || t->l1 < 0.0f || t->l2 < 0.0f)
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "%s tower has invalid regularization", name);
+	return ESMM_OK;
+}
+
+/* Reserves n floats at *cursor; returns the offset, or fails on overflow. */
+static int
+reserve(size_t *cursor, size_t n, size_t *off)
+{
+	*off = *cursor;
+	return esmm_size_add(*cursor, n, cursor);
+}
+
+static esmm_code
+compute_layout(esmm_model *m, esmm_status *st)
+{
+	const esmm_schema *s = &m->schema;
+	size_t		cur = 0,
+				scur = 0,
+				rows = 0;
+
+	esmm_schema_slots(s, &m->n_ids, &m->n_nums, &m->n_multi, m->slot);
+	for (uint32_t f = 0; f < s->n_features; f++)
+	{
+		const esmm_feature *ft = &s->features[f];
+		size_t		n;
+
+		m->emb_off[f] = ESMM_NO_OFFSET;
+		if (!feature_has_table(ft))
+			continue;
+		if (!esmm_size_mul((size_t) ft->n_buckets + 1, ft->dim, &n) ||
+			!reserve(&cur, n, &m->emb_off[f]))
+			return esmm_fail(st, ESMM_ERR_NOMEM, "embedding tables overflow size_t");
+		m->row_base[f] = rows;
+		rows += (size_t) ft->n_buckets + 1;
+	}
+	m->n_embedding = cur;
+	m->n_rows_total = rows;
+
+	for (int t = 0; t < 2; t++)
+	{
+		const esmm_tower_spec *tw = &m->arch.tower[t];
+		uint32_t	in = 0;
+
+		if (!m->has_tower[t])
+			continue;
+		for (uint32_t i = 0; i < tw->n_inputs; i++)
+			in += esmm_feature_width(&s->features[tw->inputs[i]]);
+		m->tower_in[t] = in;
+		for (uint32_t l = 0; l < tw->n_layers; l++)
+		{
+			const esmm_layer_spec *ly = &tw->layers[l];
+			esmm_layer_ref *r = &m->layer[t][l];
+			size_t		n;
+
+			r->in = in;
+			r->out = ly->units;
+			r->b = r->gamma = r->beta = r->run_mean = r->run_var = ESMM_NO_OFFSET;
+			if (!esmm_size_mul(in, ly->units, &n) || !reserve(&cur, n, &r->W) ||
+				(ly->use_bias && !reserve(&cur, ly->units, &r->b)) ||
+				(ly->use_bn && (!reserve(&cur, ly->units, &r->gamma) ||
+								!reserve(&cur, ly->units, &r->beta) ||
+								!reserve(&scur, ly->units, &r->run_mean) ||
+								!reserve(&scur, ly->units, &r->run_var))))
+				return esmm_fail(st, ESMM_ERR_NOMEM, "tower parameters overflow size_t");
+			in = ly->units;
+		}
+	}
+	m->n_params = cur;
+	m->n_state = scur;
+	return ESMM_OK;
+}
+
+
+static float *
+alloc_floats(size_t n)
+{
+	size_t		bytes;
+
+	if (!esmm_size_mul(n > 0 ? n : 1, sizeof(float), &bytes))
+		return NULL;
+	return calloc(1, bytes);
+}
+
+/* Validates and lays out a model without allocating its buffers. */
+static esmm_code
+esmm_model_new_layout(esmm_model **out, const esmm_schema *schema,
+					  const esmm_arch *arch, esmm_model_kind kind,
+					  esmm_status *st)
+{
+	esmm_model *m;
+	esmm_code	rc;
+
+	*out = NULL;
+	if (kind != ESMM_KIND_ESMM && kind != ESMM_KIND_ESMM_CTR && kind != ESMM_KIND_ESMM_CVR)
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "model kind %d is not an ESMM kind", (int) kind);
+	if ((rc = validate_schema(schema, st)) != ESMM_OK)
+		return rc;
+	m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for the model");
+	m->kind = kind;
+	m->schema = *schema;
+	m->arch = *arch;
+	m->has_tower[ESMM_TOWER_CTR] = kind != ESMM_KIND_ESMM_CVR;
+	m->has_tower[ESMM_TOWER_CVR] = kind != ESMM_KIND_ESMM_CTR;
+	for (int t = 0; t < 2; t++)
+		if (m->has_tower[t] &&
+			(rc = validate_tower(&arch->tower[t], schema, t == 0 ? "ctr" : "cvr", st)) != ESMM_OK)
+			goto fail;
+	if (arch->loss > ESMM_LOSS_MSE || !(arch->loss_weights[0] >= 0.0f) ||
+		!(arch->loss_weights[1] >= 0.0f) || !(arch->l2_embedding >= 0.0f))
+	{
+		rc = esmm_fail(st, ESMM_ERR_ARGUMENT, "invalid loss settings");
+		goto fail;
+	}
+	if ((rc = compute_layout(m, st)) != ESMM_OK)
+		goto fail;
+	*out = m;
+	return ESMM_OK;
+fail:
+	esmm_model_free(m);
+	return rc;
+}
+
+esmm_code
+esmm_model_plan(const esmm_schema *schema, const esmm_arch *arch,
+				esmm_model_kind kind, size_t *n_params, esmm_status *st)
+{
+	esmm_model *m;
+	esmm_code	rc = esmm_model_new_layout(&m, schema, arch, kind, st);
+
+	if (rc != ESMM_OK)
+		return rc;
+	*n_params = m->n_params;
+	esmm_model_free(m);
+	return ESMM_OK;
+}
+
+esmm_code
+esmm_model_create(esmm_model **out, const esmm_schema *schema,
+				  const esmm_arch *arch, esmm_model_kind kind, esmm_status *st)
+{
+	esmm_model *m;
+	esmm_code	rc = esmm_model_new_layout(&m, schema, arch, kind, st);
+
+	*out = NULL;
+	if (rc != ESMM_OK)
+		return rc;
+	m->params = alloc_floats(m->n_params);
+	m->state = alloc_floats(m->n_state);
+	if (m->params == NULL || m->state == NULL)
+	{
+		esmm_model_free(m);
+		return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for %zu parameters", m->n_params);
+	}
+	*out = m;
+	return ESMM_OK;
+}
+
+static void
+free_workspace(esmm_model *m)
+{
+	free(m->work);
+	free(m->col_ids);
+	free(m->batch_ids);
+	free(m->batch_multi_off);
+	free(m->batch_multi_ids);
+	m->work = NULL;
+	m->col_ids = NULL;
+	m->batch_ids = NULL;
+	m->batch_multi_off = NULL;
+	m->batch_multi_ids = NULL;
+	m->batch_multi_cap = 0;
+	m->max_B = 0;
+}
+
+void
+esmm_model_free(esmm_model *m)
+{
+	if (m == NULL)
+		return;
+	free_workspace(m);
+	free(m->params);
+	free(m->state);
+	free(m->grads);
+	free(m->m1);
+	free(m->m2);
+	free(m->stamp);
+	free(m->touched_feature);
+	free(m->touched_row);
+	free(m->perm);
+	free(m->config_json);
+	free(m->report.epochs);
+	free(m);
+}
+
+esmm_code
+esmm_model_set_config(esmm_model *m, const char *json, size_t len,
+					  esmm_status *st)
+{
+	char	   *copy = malloc(len + 1);
+
+	if (copy == NULL)
+		return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for the config");
+	memcpy(copy, json, len);
+	copy[len] = '\0';
+	free(m->config_json);
+	m->config_json = copy;
+	m->config_len = len;
+	return ESMM_OK;
+}
+
+/* ----------------------------------------------------------------- init */
+
+/* A stream per tensor: the seed mixed with a tag naming the tensor. */
+static uint64_t
+tensor_stream(uint64_t seed, uint64_t tag)
+{
+	uint64_t	s = seed ^ (tag * 0x9E3779B97F4A7C15ULL);
+
+	(void) esmm_rng_next(&s);
+	return s;
+}
+
+static void
+fill_uniform(float *w, size_t n, float limit, uint64_t stream)
+{
+	for (size_t i = 0; i < n; i++)
+		w[i] = (2.0f * esmm_rng_uniform(&stream) - 1.0f) * limit;
+}
+
+void
+esmm_model_init(esmm_model *m, uint64_t seed)
+{
+	memset(m->params, 0, m->n_params * sizeof(float));
+	for (uint32_t f = 0; f < m->schema.n_features; f++)
+		if (m->emb_off[f] != ESMM_NO_OFFSET)
+		{
+			const esmm_feature *ft = &m->schema.features[f];
+
+			fill_uniform(m->params + m->emb_off[f],
+						 ((size_t) ft->n_buckets + 1) * ft->dim, 0.05f,
+						 tensor_stream(seed, 1000 + f));
+		}
+	for (int t = 0; t < 2; t++)
+	{
+		if (!m->has_tower[t])
+			continue;
+		for (uint32_t l = 0; l < m->arch.tower[t].n_layers; l++)
+		{
+			const esmm_layer_ref *r = &m->layer[t][l];
+			float		limit = sqrtf(6.0f / (float) (r->in + r->out));
+
+			fill_uniform(m->params + r->W, (size_t) r->in * r->out, limit,
+						 tensor_stream(seed, ((uint64_t) t + 1) << 16 | l));
+			if (r->gamma != ESMM_NO_OFFSET)
+				for (uint32_t j = 0; j < r->out; j++)
+				{
+					m->params[r->gamma + j] = 1.0f;
+					m->state[r->run_mean + j] = 0.0f;
+					m->state[r->run_var + j] = 1.0f;
+				}
+		}
+	}
+}
+
+/* ------------------------------------------------------------ workspace */
+
+static uint32_t
+max_width(const esmm_model *m)
+{
+	uint32_t	w = 1;
+
+	for (int t = 0; t < 2; t++)
+	{
+		if (!m->has_tower[t])
+			continue;
+		if (m->tower_in[t] > w)
+			w = m->tower_in[t];
+		for (uint32_t l = 0; l < m->arch.tower[t].n_layers; l++)
+			if (m->layer[t][l].out > w)
+				w = m->layer[t][l].out;
+	}
+	return w;
+}
+
+esmm_code
+esmm_model_workspace(esmm_model *m, int max_B, esmm_status *st)
+{
+	size_t		B = (size_t) max_B,
+				total = 0,
+				n;
+	float	   *p = NULL;
+
+	if (max_B < 1 || max_B > (1 << 24))
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "batch size %d is not in 1..%d", max_B, 1 << 24);
+	free_workspace(m);
+
+	/* Two passes over the same carving: the first sizes, the second sets. */
+	for (int pass = 0; pass < 2; pass++)
+	{
+		size_t		cur = 0;
+
+#define CARVE(ptr, count) \
+	do { (ptr) = pass ? p + cur : NULL; cur += (count); } while (0)
+		for (int t = 0; t < 2; t++)
+		{
+			if (!m->has_tower[t])
+				continue;
+			CARVE(m->input[t], B * m->tower_in[t]);
+			for (uint32_t l = 0; l < m->arch.tower[t].n_layers; l++)
+			{
+				esmm_layer_acts *a = &m->acts[t][l];
+				size_t		o = m->layer[t][l].out;
+
+				CARVE(a->pre, B * o);
+				CARVE(a->xhat, B * o);
+				CARVE(a->inv_std, o);
+				CARVE(a->bn, B * o);
+				CARVE(a->act, B * o);
+				CARVE(a->mask, B * o);
+				CARVE(a->drop, B * o);
+			}
+			CARVE(m->logit[t], B);
+			CARVE(m->d_logit[t], B);
+		}
+		for (int i = 0; i < 3; i++)
+			CARVE(m->scratch[i], B * max_width(m));
+		for (int i = 0; i < 3; i++)
+			CARVE(m->prob[i], B);
+		CARVE(m->y_task[0], B);
+		CARVE(m->y_task[1], B);
+		CARVE(m->dp, B);
+		CARVE(m->batch_nums, B * m->n_nums);
+		CARVE(m->batch_labels, B * (m->schema.n_labels > 0 ? m->schema.n_labels : 1));
+#undef CARVE
+		if (pass == 0)
+		{
+			total = cur;
+			if (!esmm_size_mul(total, sizeof(float), &n) || (p = malloc(n)) == NULL)
+				return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for a batch of %d rows", max_B);
+			m->work = p;
+		}
+	}
+	m->col_ids = malloc(B * sizeof(int32_t));
+	m->batch_ids = malloc((B * m->n_ids + 1) * sizeof(int32_t));
+	m->batch_multi_off = malloc(((B + 1) * m->n_multi + 1) * sizeof(uint32_t));
+	m->batch_multi_cap = B * (m->n_multi > 0 ? 4 : 0) + 1;
+	m->batch_multi_ids = malloc(m->batch_multi_cap * sizeof(int32_t));
+	if (m->col_ids == NULL || m->batch_ids == NULL || m->batch_multi_off == NULL ||
+		m->batch_multi_ids == NULL)
+	{
+		free_workspace(m);
+		return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for a batch of %d rows", max_B);
+	}
+	m->max_B = max_B;
+	return ESMM_OK;
+}
+
+esmm_code
+esmm_model_train_begin(esmm_model *m, const esmm_optim_spec *optim,
+					   int batch_size, uint64_t seed, esmm_status *st)
+{
+	esmm_code	rc;
+	float		m1_init = esmm_optim_m1_init(optim);
+
+	if ((rc = esmm_model_workspace(m, batch_size, st)) != ESMM_OK)
+		return rc;
+	free(m->grads);
+	free(m->m1);
+	free(m->m2);
+	free(m->stamp);
+	m->grads = alloc_floats(m->n_params);
+	m->m1 = alloc_floats(m->n_params);
+	m->m2 = alloc_floats(m->n_params);
+	m->stamp = calloc(m->n_rows_total + 1, sizeof(uint32_t));
+	if (m->grads == NULL || m->m1 == NULL || m->m2 == NULL || m->stamp == NULL)
+		return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for the optimizer state of %zu parameters",
+						 m->n_params);
+	for (size_t i = 0; i < m->n_params; i++)
+		m->m1[i] = m1_init;
+	m->optim = *optim;
+	m->step = 0;
+	m->n_touched = 0;
+	m->dropout_rng = tensor_stream(seed, 77);
+	return ESMM_OK;
+}
+
+/* Makes room for n touched rows and multi ids; 0 on failure. */
+static int
+ensure_touched(esmm_model *m, size_t need)
+{
+	uint32_t   *f,
+			   *r;
+
+	if (need <= m->touched_cap)
+		return 1;
+	need = need * 2;
+	f = realloc(m->touched_feature, need * sizeof(uint32_t));
+	if (f == NULL)
+		return 0;
+	m->touched_feature = f;
+	r = realloc(m->touched_row, need * sizeof(uint32_t));
+	if (r == NULL)
+		return 0;
+	m->touched_row = r;
+	m->touched_cap = need;
+	return 1;
+}
+
+/* ---------------------------------------------------------------- input */
+
+/* An id the encoder produced; anything out of range reads the missing row,
+ * so a mismatched caller can never index outside a table. */
+static inline int32_t
+clamp_id(int32_t id, uint32_t n_buckets)
+{
+	return (id < 0 || (uint32_t) id > n_buckets) ? (int32_t) n_buckets : id;
+}
+
+static void
+gather_id_column(esmm_model *m, const esmm_batch *batch, uint32_t f)
+{
+	const esmm_feature *ft = &m->schema.features[f];
+
+	for (int b = 0; b < batch->B; b++)
+		m->col_ids[b] = clamp_id(batch->ids[(size_t) b * m->n_ids + m->slot[f]], ft->n_buckets);
+}
+
+/* Fills the tower input [B, D]: the features' embeddings and numeric
+ * values, concatenated in the tower's input order. */
+static void
+esmm_input_forward(esmm_model *m, int t, const esmm_batch *batch)
+{
+	const esmm_tower_spec *tw = &m->arch.tower[t];
+	const int	B = batch->B;
+	const int	D = (int) m->tower_in[t];
+	float	   *x = m->input[t];	/* [B, D] */
+	int			c = 0;
+
+	for (uint32_t i = 0; i < tw->n_inputs; i++)
+	{
+		uint32_t	f = tw->inputs[i];
+		const esmm_feature *ft = &m->schema.features[f];
+
+		if (ft->kind == ESMM_FEAT_CATEGORICAL)
+		{
+			gather_id_column(m, batch, f);
+			esmm_embedding_forward(x + c, m->col_ids, m->params + m->emb_off[f],
+								   B, (int) ft->dim, D);
+		}
+		else if (ft->kind == ESMM_FEAT_MULTI)
+			esmm_embedding_mean_forward(x + c, batch->multi_off + (size_t) m->slot[f] * (B + 1),
+										batch->multi_ids, m->params + m->emb_off[f],
+										(int32_t) ft->n_buckets, B, (int) ft->dim, D);
+		else
+			for (int b = 0; b < B; b++)
+			{
+				float		raw = batch->nums[(size_t) b * m->n_nums + m->slot[f]];
+
+				x[(size_t) b * D + c] = esmm_feature_normalize(ft, raw);
+				if (ft->null_indicator)
+					x[(size_t) b * D + c + 1] = isnan(raw) ? 1.0f : 0.0f;
+			}
+		c += (int) esmm_feature_width(ft);
+	}
+}
+
+/* Marks the embedding row (f, id) as touched by this step. */
+static inline void
+touch_row(esmm_model *m, uint32_t f, int32_t id)
+{
+	size_t		k = m->row_base[f] + (size_t) id;
+	uint32_t	mark = (uint32_t) (m->step + 1);
+
+	if (m->stamp[k] == mark)
+		return;
+	m->stamp[k] = mark;
+	m->touched_feature[m->n_touched] = f;
+	m->touched_row[m->n_touched] = (uint32_t) id;
+	m->n_touched++;
+}
+
+/* Scatters the tower input's gradient dx [B, D] into the tables. */
+static void
+esmm_input_backward(esmm_model *m, int t, const esmm_batch *batch,
+					const float *dx)
+{
+	const esmm_tower_spec *tw = &m->arch.tower[t];
+	const int	B = batch->B;
+	const int	D = (int) m->tower_in[t];
+	int			c = 0;
+
+	for (uint32_t i = 0; i < tw->n_inputs; i++)
+	{
+		uint32_t	f = tw->inputs[i];
+		const esmm_feature *ft = &m->schema.features[f];
+
+		if (ft->kind == ESMM_FEAT_CATEGORICAL)
+		{
+			gather_id_column(m, batch, f);
+			esmm_embedding_backward(m->grads + m->emb_off[f], dx + c, m->col_ids,
+									B, (int) ft->dim, D);
+		}
+		else if (ft->kind == ESMM_FEAT_MULTI)
+			esmm_embedding_mean_backward(m->grads + m->emb_off[f], dx + c,
+										 batch->multi_off + (size_t) m->slot[f] * (B + 1),
+										 batch->multi_ids, (int32_t) ft->n_buckets,
+										 B, (int) ft->dim, D);
+		c += (int) esmm_feature_width(ft);
+	}
+}
+
+/*
+ * Records every table row the batch looked up, and applies the embedding
+ * L2 term (l2_embedding * mean over the batch of each looked-up row's
+ * squared norm) to exactly those lookups.  Returns that term's loss.
+ */
+static double
+esmm_embedding_touch(esmm_model *m, const esmm_batch *batch)
+{
+	const int	B = batch->B;
+	const float scale = m->arch.l2_embedding / (float) B;
+	double		loss = 0.0;
+
+	for (uint32_t f = 0; f < m->schema.n_features; f++)
+	{
+		const esmm_feature *ft = &m->schema.features[f];
+		int			used = 0;
+
+		for (int t = 0; t < 2; t++)
+			for (uint32_t i = 0; m->has_tower[t] && i < m->arch.tower[t].n_inputs; i++)
+				used |= m->arch.tower[t].inputs[i] == f;
+		if (!used || !feature_has_table(ft))
+			continue;
+		for (int b = 0; b < B; b++)
+		{
+			uint32_t	n = 1,
+						k;
+			const int32_t *ids;
+			int32_t		one;
+
+			if (ft->kind == ESMM_FEAT_CATEGORICAL)
+			{
+				one = clamp_id(batch->ids[(size_t) b * m->n_ids + m->slot[f]], ft->n_buckets);
+				ids = &one;
+			}
+			else
+			{
+				const uint32_t *off = batch->multi_off + (size_t) m->slot[f] * (B + 1);
+
+				n = off[b + 1] - off[b];
+				ids = batch->multi_ids + off[b];
+				if (n == 0)
+				{
+					one = (int32_t) ft->n_buckets;
+					ids = &one;
+					n = 1;
+				}
+			}
+			for (k = 0; k < n; k++)
+			{
+				int32_t		id = clamp_id(ids[k], ft->n_buckets);
+
+				touch_row(m, f, id);
+				if (scale > 0.0f)
+				{
+					float	   *w = m->params + m->emb_off[f] + (size_t) id * ft->dim;
+					float	   *g = m->grads + m->emb_off[f] + (size_t) id * ft->dim;
+
+					for (uint32_t j = 0; j < ft->dim; j++)
+					{
+						loss += (double) scale * w[j] * w[j];
+						g[j] += 2.0f * scale * w[j];
+					}
+				}
+			}
+		}
+	}
+	return loss;
+}
+
+/* --------------------------------------------------------------- towers */
+
+/* Runs tower t on its assembled input; leaves its logits in m->logit[t]. */
+static void
+esmm_tower_forward(esmm_model *m, int t, int B, int training)
+{
+	const esmm_tower_spec *tw = &m->arch.tower[t];
+	const float *x = m->input[t];	/* [B, in] */
+
+	for (uint32_t l = 0; l < tw->n_layers; l++)
+	{
+		const esmm_layer_spec *ly = &tw->layers[l];
+		const esmm_layer_ref *r = &m->layer[t][l];
+		esmm_layer_acts *a = &m->acts[t][l];
+		const size_t n = (size_t) B * r->out;
+		const float *h;
+
+		esmm_dense_forward(a->pre, x, m->params + r->W,
+						   r->b != ESMM_NO_OFFSET ? m->params + r->b : NULL,
+						   B, (int) r->in, (int) r->out);
+		h = a->pre;
+		if (ly->use_bn)
+		{
+			if (training)
+				esmm_bn_forward_train(a->bn, a->xhat, a->inv_std,
+									  m->state + r->run_mean, m->state + r->run_var,
+									  h, m->params + r->gamma, m->params + r->beta,
+									  B, (int) r->out);
+			else
+				esmm_bn_forward_infer(a->bn, h, m->params + r->gamma, m->params + r->beta,
+									  m->state + r->run_mean, m->state + r->run_var,
+									  B, (int) r->out);
+			h = a->bn;
+		}
+		esmm_act_forward(a->act, h, n, (esmm_act) ly->act);
+		h = a->act;
+		if (training && ly->dropout > 0.0f)
+		{
+			esmm_dropout_forward(a->drop, a->mask, h, n, ly->dropout, &m->dropout_rng);
+			h = a->drop;
+		}
+		a->y = h;
+		x = h;
+	}
+	memcpy(m->logit[t], x, (size_t) B * sizeof(float));
+}
+
+/* The reverse of esmm_tower_forward: from d_logit[t] to the gradient of
+ * the tower input, returned (a [B, D] scratch buffer). */
+static const float *
+esmm_tower_backward(esmm_model *m, int t, int B)
+{
+	const esmm_tower_spec *tw = &m->arch.tower[t];
+	const float *dy = m->d_logit[t];	/* [B, out] */
+	float	   *sa = m->scratch[0],
+			   *sb = m->scratch[1],
+			   *sc = m->scratch[2];
+
+	for (int l = (int) tw->n_layers - 1; l >= 0; l--)
+	{
+		const esmm_layer_spec *ly = &tw->layers[l];
+		const esmm_layer_ref *r = &m->layer[t][l];
+		esmm_layer_acts *a = &m->acts[t][l];
+		const size_t n = (size_t) B * r->out;
+		const float *x_in = l == 0 ? m->input[t] : m->acts[t][l - 1].y;
+		const float *g;
+
+		if (ly->dropout > 0.0f)
+			esmm_dropout_backward(sb, dy, a->mask, n);
+		else
+			memcpy(sb, dy, n * sizeof(float));
+		esmm_act_backward(sb, sb, ly->use_bn ? a->bn : a->pre, a->act, n,
+						  (esmm_act) ly->act);
+		g = sb;
+		if (ly->use_bn)
+		{
+			esmm_bn_backward(sc, m->grads + r->gamma, m->grads + r->beta, sb,
+							 a->xhat, a->inv_std, m->params + r->gamma, B, (int) r->out);
+			g = sc;
+		}
+		esmm_dense_backward(sa, m->grads + r->W,
+							r->b != ESMM_NO_OFFSET ? m->grads + r->b : NULL,
+							g, x_in, m->params + r->W, B, (int) r->in, (int) r->out);
+		dy = sa;
+	}
+	return sa;
+}
+
+/* ----------------------------------------------------------------- loss */
+
+static inline float
+sigmoidf(float z)
+{
+	return 1.0f / (1.0f + expf(-z));
+}
+
+/*
+ * The ESMM objective on the logits of a batch: w1 * loss(click, pctr) +
+ * w2 * loss(ctcvr, pctr * pcvr), as a mean over the batch.  Writes
+ * d_logit of each tower present.
+ */
+static double
+esmm_loss_backward(esmm_model *m, const esmm_batch *batch)
+{
+	const int	B = batch->B;
+	const uint32_t nl = m->schema.n_labels;
+	const float w1 = m->arch.loss_weights[0] / (float) B;
+	const float w2 = m->arch.loss_weights[1] / (float) B;
+	const int	both = m->has_tower[0] && m->has_tower[1];
+	float	   *a = m->logit[0],
+			   *bl = m->logit[1];
+	double		loss = 0.0;
+
+	for (int b = 0; b < B; b++)
+	{
+		m->y_task[0][b] = batch->labels[(size_t) b * nl];
+		m->y_task[1][b] = nl > 1 ? batch->labels[(size_t) b * nl + 1] : 0.0f;
+	}
+	if (m->arch.loss == ESMM_LOSS_BCE)
+	{
+		loss += m->arch.loss_weights[0] *
+			esmm_bce_logits(m->d_logit[0], a, m->y_task[0], B, w1);
+		if (both)
+		{
+			memset(m->d_logit[1], 0, (size_t) B * sizeof(float));
+			loss += m->arch.loss_weights[1] *
+				esmm_bce_product_logits(m->d_logit[0], m->d_logit[1], a, bl,
+										m->y_task[1], B, w2);
+		}
+		return loss / B;
+	}
+
+	/* MSE on the probabilities, chained through the sigmoids */
+	for (int b = 0; b < B; b++)
+		m->prob[0][b] = sigmoidf(a[b]);
+	loss += m->arch.loss_weights[0] * esmm_mse(m->dp, m->prob[0], m->y_task[0], B, w1);
+	for (int b = 0; b < B; b++)
+		m->d_logit[0][b] = m->dp[b] * m->prob[0][b] * (1.0f - m->prob[0][b]);
+	if (both)
+	{
+		for (int b = 0; b < B; b++)
+		{
+			m->prob[1][b] = sigmoidf(bl[b]);
+			m->prob[2][b] = m->prob[0][b] * m->prob[1][b];
+		}
+		loss += m->arch.loss_weights[1] * esmm_mse(m->dp, m->prob[2], m->y_task[1], B, w2);
+		for (int b = 0; b < B; b++)
+		{
+			float		p0 = m->prob[0][b],
+						p1 = m->prob[1][b];
+
+			m->d_logit[0][b] += m->dp[b] * p1 * p0 * (1.0f - p0);
+			m->d_logit[1][b] = m->dp[b] * p0 * p1 * (1.0f - p1);
+		}
+	}
+	return loss / B;
+}
+
+/* ------------------------------------------------------ training steps */
+
+double
+esmm_model_forward_backward(esmm_model *m, const esmm_batch *batch,
+							double *data_loss)
+{
+	const int	B = batch->B;
+	double		loss,
+				reg = 0.0;
+	size_t		dense = m->n_params - m->n_embedding;
+
+	/* the dense region is small and always fully updated: clear it whole */
+	memset(m->grads + m->n_embedding, 0, dense * sizeof(float));
+	m->n_touched = 0;
+	if (!ensure_touched(m, (size_t) B * (m->n_ids + 1) + m->batch_multi_cap + B * (size_t) m->n_multi))
+		return NAN;
+
+	for (int t = 0; t < 2; t++)
+		if (m->has_tower[t])
+		{
+			esmm_input_forward(m, t, batch);
+			esmm_tower_forward(m, t, B, 1);
+		}
+	loss = esmm_loss_backward(m, batch);
+	if (data_loss != NULL)
+		*data_loss = loss;
+	for (int t = 0; t < 2; t++)
+		if (m->has_tower[t])
+			esmm_input_backward(m, t, batch, esmm_tower_backward(m, t, B));
+	reg += esmm_embedding_touch(m, batch);
+
+	for (int t = 0; t < 2; t++)
+	{
+		const esmm_tower_spec *tw = &m->arch.tower[t];
+
+		for (uint32_t l = 0; m->has_tower[t] && l < tw->n_layers; l++)
+		{
+			const esmm_layer_ref *r = &m->layer[t][l];
+			size_t		n = (size_t) r->in * r->out;
+
+			reg += esmm_reg_loss(m->params + r->W, n, tw->l1, tw->l2);
+			esmm_reg_grad(m->grads + r->W, m->params + r->W, n, tw->l1, tw->l2);
+		}
+	}
+	return loss + reg;
+}
+
+void
+esmm_model_step(esmm_model *m)
+{
+	size_t		dense = m->n_params - m->n_embedding;
+
+	m->step++;
+	esmm_optim_step(&m->optim, m->params + m->n_embedding, m->grads + m->n_embedding,
+					m->m1 + m->n_embedding, m->m2 + m->n_embedding, dense, m->step);
+	for (uint32_t i = 0; i < m->n_touched; i++)
+	{
+		uint32_t	f = m->touched_feature[i];
+		size_t		dim = m->schema.features[f].dim;
+		size_t		off = m->emb_off[f] + (size_t) m->touched_row[i] * dim;
+
+		esmm_optim_step(&m->optim, m->params + off, m->grads + off,
+						m->m1 + off, m->m2 + off, dim, m->step);
+		memset(m->grads + off, 0, dim * sizeof(float));
+	}
+	m->n_touched = 0;
+}
+
+void
+esmm_model_predict(esmm_model *m, const esmm_batch *batch, float *pctr,
+				   float *pcvr, float *pctcvr)
+{
+	const int	B = batch->B;
+
+	for (int t = 0; t < 2; t++)
+		if (m->has_tower[t])
+		{
+			esmm_input_forward(m, t, batch);
+			esmm_tower_forward(m, t, B, 0);
+		}
+	for (int b = 0; b < B; b++)
+	{
+		float		p0 = m->has_tower[0] ? sigmoidf(m->logit[0][b]) : NAN;
+		float		p1 = m->has_tower[1] ? sigmoidf(m->logit[1][b]) : NAN;
+
+		if (pctr)
+			pctr[b] = p0;
+		if (pcvr)
+			pcvr[b] = p1;
+		if (pctcvr)
+			pctcvr[b] = p0 * p1;
+	}
+}
+
+/* -------------------------------------------------------------- trainer */
+
+/* Copies the rows perm[0..B-1] of ds into the model's batch arrays. */
+static esmm_code
+esmm_batch_gather(esmm_model *m, const esmm_dataset *ds, const uint32_t *perm,
+				  int B, esmm_batch *out, esmm_status *st)
+{
+	const uint32_t nl = ds->n_labels;
+
+	for (int b = 0; b < B; b++)
+	{
+		size_t		r = perm[b];
+
+		memcpy(m->batch_ids + (size_t) b * ds->n_ids, esmm_dataset_ids(ds, r),
+			   ds->n_ids * sizeof(int32_t));
+		memcpy(m->batch_nums + (size_t) b * ds->n_nums, esmm_dataset_nums(ds, r),
+			   ds->n_nums * sizeof(float));
+		memcpy(m->batch_labels + (size_t) b * nl, esmm_dataset_labels(ds, r),
+			   nl * sizeof(float));
+	}
+	if (ds->n_multi > 0)
+	{
+		size_t		used = 0;
+
+		for (uint32_t k = 0; k < ds->n_multi; k++)
+		{
+			uint32_t   *off = m->batch_multi_off + (size_t) k * (B + 1);
+
+			for (int b = 0; b < B; b++)
+			{
+				uint32_t	count;
+				const int32_t *ids = esmm_dataset_multi(ds, perm[b], k, &count);
+
+				if (used + count > m->batch_multi_cap)
+				{
+					size_t		cap = (used + count) * 2;
+					int32_t    *p = realloc(m->batch_multi_ids, cap * sizeof(int32_t));
+
+					if (p == NULL)
+						return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for a batch's array ids");
+					m->batch_multi_ids = p;
+					m->batch_multi_cap = cap;
+				}
+				off[b] = (uint32_t) used;
+				memcpy(m->batch_multi_ids + used, ids, count * sizeof(int32_t));
+				used += count;
+			}
+			off[B] = (uint32_t) used;
+		}
+	}
+	out->B = B;
+	out->ids = m->batch_ids;
+	out->nums = m->batch_nums;
+	out->labels = m->batch_labels;
+	out->multi_off = m->batch_multi_off;
+	out->multi_ids = m->batch_multi_ids;
+	return ESMM_OK;
+}
+
+/* An unbiased draw in [0, n) from 64 random bits (Lemire's multiply). */
+static inline uint32_t
+draw_below(uint64_t *rng, uint32_t n)
+{
+	return (uint32_t) (((esmm_rng_next(rng) >> 32) * (uint64_t) n) >> 32);
+}
+
+esmm_code
+esmm_model_train(esmm_model *m, const esmm_dataset *ds,
+				 const esmm_train_spec *ts, esmm_progress_fn progress,
+				 void *progress_arg, esmm_status *st)
+{
+	const size_t n = ds->n_rows;
+	const int	bs = m->max_B;
+	uint64_t	rng = tensor_stream(ts->seed, 4242);
+	uint32_t   *perm;
+	esmm_code	rc = ESMM_OK;
+	double		t_start = now_seconds();
+
+	if (ds->n_ids != m->n_ids || ds->n_nums != m->n_nums || ds->n_multi != m->n_multi ||
+		ds->n_labels != m->schema.n_labels)
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "the training buffer does not match the model's schema");
+	if (n == 0 || n > UINT32_MAX)
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "row count %zu is not in 1..%u", n, UINT32_MAX);
+	if (m->grads == NULL || bs < 1)
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "esmm_model_train_begin was not called");
+	/* owned by the model, so that a caller that longjmps out of the
+	 * progress callback (a query cancel) leaks nothing */
+	free(m->perm);
+	m->perm = perm = malloc(n * sizeof(uint32_t));
+	m->perm_len = n;
+	if (perm == NULL)
+		return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for a permutation of %zu rows", n);
+	for (size_t i = 0; i < n; i++)
+		perm[i] = (uint32_t) i;
+
+	for (uint32_t epoch = 1; epoch <= ts->epochs && rc == ESMM_OK; epoch++)
+	{
+		esmm_progress p = {0};
+		double		t_epoch = now_seconds(),
+					sum_loss = 0.0;
+		esmm_history_epoch *h;
+
+		if (ts->shuffle)
+			for (size_t i = n - 1; i > 0; i--)
+			{
+				uint32_t	j = draw_below(&rng, (uint32_t) (i + 1));
+				uint32_t	tmp = perm[i];
+
+				perm[i] = perm[j];
+				perm[j] = tmp;
+			}
+		p.epoch = epoch;
+		p.batches = (n + bs - 1) / bs;
+		for (size_t start = 0; start < n; start += bs)
+		{
+			int			B = (int) (n - start < (size_t) bs ? n - start : (size_t) bs);
+			esmm_batch	batch;
+			double		data_loss = 0.0;
+
+			if ((rc = esmm_batch_gather(m, ds, perm + start, B, &batch, st)) != ESMM_OK)
+				break;
+			if (!isfinite(esmm_model_forward_backward(m, &batch, &data_loss)) ||
+				!isfinite(data_loss))
+			{
+				rc = esmm_fail(st, ESMM_ERR_NUMERIC,
+							   "training diverged: the loss is not finite at epoch %u, batch %zu",
+							   epoch, (size_t) (start / bs + 1));
+				break;
+			}
+			esmm_model_step(m);
+			sum_loss += data_loss * B;
+			p.batch++;
+			p.rows_done += B;
+			p.running_loss = sum_loss / p.rows_done;
+			p.seconds = now_seconds() - t_epoch;
+			if (progress != NULL && progress(progress_arg, &p))
+			{
+				rc = esmm_fail(st, ESMM_ERR_CANCELED, "training was canceled");
+				break;
+			}
+		}
+		if (rc != ESMM_OK)
+			break;
+
+		h = realloc(m->report.epochs, (m->report.n_epochs + 1) * sizeof(*h));
+		if (h == NULL)
+		{
+			rc = esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for the training history");
+			break;
+		}
+		m->report.epochs = h;
+		h = &m->report.epochs[m->report.n_epochs++];
+		memset(h, 0, sizeof(*h));
+		h->epoch = m->report.n_epochs;
+		h->train_loss = sum_loss / n;
+		h->rows = n;
+		h->seconds = now_seconds() - t_epoch;
+		p.end_of_epoch = 1;
+		p.seconds = h->seconds;
+		if (progress != NULL && progress(progress_arg, &p))
+			rc = esmm_fail(st, ESMM_ERR_CANCELED, "training was canceled");
+	}
+	m->report.seconds += now_seconds() - t_start;
+	return rc;
+}

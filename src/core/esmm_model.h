@@ -1,0 +1,245 @@
+/*
+ * esmm_model.h: the ESMM model, its flat buffers, training and scoring.
+ *
+ * Layout (llm.c style): every trainable tensor lives in one flat float
+ * buffer `params`, addressed by offsets that index `grads`, `m1` and `m2`
+ * the same way, so that the optimizer is one loop and a checkpoint is one
+ * copy.  The embedding tables come first, then the dense region (kernels,
+ * biases, batch-norm gamma/beta of both towers).  Batch-norm running
+ * statistics are not trained and live in `state`.
+ *
+ * Data path: an encoded row (ids, raw floats, labels) -> esmm_batch ->
+ * input assembly (embedding lookup, numeric normalization) -> towers ->
+ * pctr, pcvr, pctcvr.
+ */
+#ifndef ESMM_MODEL_H
+#define ESMM_MODEL_H
+
+#include "esmm_core.h"
+#include "esmm_data.h"
+
+#define ESMM_NO_OFFSET ((size_t) -1)
+
+/* Offsets of one layer's tensors; ESMM_NO_OFFSET when absent. */
+typedef struct esmm_layer_ref
+{
+	uint32_t	in,
+				out;
+	size_t		W;				/* params: [in, out] */
+	size_t		b;				/* params: [out] */
+	size_t		gamma,
+				beta;			/* params: [out] */
+	size_t		run_mean,
+				run_var;		/* state: [out] */
+} esmm_layer_ref;
+
+/* Per-layer activations of one tower for a batch of up to max_B rows. */
+typedef struct esmm_layer_acts
+{
+	float	   *pre;			/* [B, out] dense output */
+	float	   *xhat;			/* [B, out] batch norm, training */
+	float	   *inv_std;		/* [out] batch norm, training */
+	float	   *bn;				/* [B, out] batch-norm output */
+	float	   *act;			/* [B, out] activation output */
+	float	   *mask;			/* [B, out] dropout mask */
+	float	   *drop;			/* [B, out] dropout output */
+	const float *y;				/* what the next layer read: act or drop */
+} esmm_layer_acts;
+
+typedef struct esmm_history_epoch
+{
+	uint32_t	epoch;			/* 1-based */
+	double		train_loss;		/* mean data loss over the epoch's batches */
+	uint64_t	rows;			/* rows trained on in the epoch */
+	double		seconds;
+	uint32_t	n_metrics;
+	char		metric_names[16][32];
+	double		metric_values[16];
+} esmm_history_epoch;
+
+typedef struct esmm_report
+{
+	uint64_t	rows_seen;		/* rows the aggregate received */
+	uint64_t	rows_trained;	/* rows in the training buffer */
+	uint64_t	rows_dropped;	/* click = 0 and conversion = 1 */
+	uint64_t	rows_null_label;	/* a NULL label */
+	uint64_t	rows_bad;		/* skipped by on_bad_row = skip */
+	double		seconds;		/* whole training */
+	uint32_t	threads;
+	uint32_t	n_epochs;
+	esmm_history_epoch *epochs; /* [n_epochs], owned by the model */
+} esmm_report;
+
+typedef struct esmm_model
+{
+	esmm_model_kind kind;
+	esmm_schema schema;
+	esmm_arch	arch;
+	uint8_t		has_tower[2];
+
+	/* the normalized config as JSON text, opaque to the core */
+	char	   *config_json;
+	size_t		config_len;
+
+	esmm_report report;
+
+	/* input slots: where feature f's value sits in an esmm_batch */
+	uint32_t	n_ids,
+				n_nums,
+				n_multi;
+	uint32_t	slot[ESMM_MAX_FEATURES];
+	uint32_t	tower_in[2];	/* D of each tower */
+
+	/* parameter layout */
+	size_t		n_params;
+	size_t		n_embedding;	/* params [0, n_embedding) are tables */
+	size_t		emb_off[ESMM_MAX_FEATURES];	/* table of feature f */
+	esmm_layer_ref layer[2][ESMM_MAX_LAYERS];
+	size_t		n_state;
+
+	float	   *params;			/* [n_params] */
+	float	   *state;			/* [n_state] */
+
+	/* training state, NULL until esmm_model_train_begin */
+	esmm_optim_spec optim;
+	uint64_t	step;			/* optimizer steps taken, for Adam */
+	float	   *grads;			/* [n_params] */
+	float	   *m1;				/* [n_params] first moment / accumulator */
+	float	   *m2;				/* [n_params] second moment / momentum */
+	uint32_t   *stamp;			/* [embedding rows] last step a row was touched */
+	size_t		row_base[ESMM_MAX_FEATURES];	/* feature f's first stamp */
+	size_t		n_rows_total;	/* rows of all tables */
+	uint32_t	n_touched;
+	uint32_t   *touched_feature;	/* [touched_cap] */
+	uint32_t   *touched_row;	/* [touched_cap] */
+	size_t		touched_cap;
+	uint64_t	dropout_rng;
+	uint32_t   *perm;			/* [perm_len] the epoch's row order */
+	size_t		perm_len;
+
+	/* workspace for batches of up to max_B rows */
+	int			max_B;
+	float	   *work;			/* one allocation, carved below */
+	float	   *input[2];		/* [B, D] tower input */
+	float	   *scratch[3];		/* [B, max(D, widths)] backward buffers */
+	int32_t    *col_ids;		/* [B] one id column, contiguous */
+	float	   *y_task[2];		/* [B] labels, contiguous */
+	float	   *dp;				/* [B] MSE: gradient on a probability */
+	esmm_layer_acts acts[2][ESMM_MAX_LAYERS];
+	float	   *logit[2];		/* [B] */
+	float	   *d_logit[2];		/* [B] */
+	float	   *prob[3];		/* [B] pctr, pcvr, pctcvr */
+	/* a gathered training batch */
+	int32_t    *batch_ids;		/* [B, n_ids] */
+	float	   *batch_nums;		/* [B, n_nums] */
+	float	   *batch_labels;	/* [B, n_labels] */
+	uint32_t   *batch_multi_off;	/* [n_multi, B+1] */
+	int32_t    *batch_multi_ids;	/* [batch_multi_cap] */
+	size_t		batch_multi_cap;
+} esmm_model;
+
+/*
+ * Creates a model for schema and arch: computes the layout and allocates
+ * params and state (zeroed).  kind is ESMM_KIND_ESMM, _CTR or _CVR; the
+ * partial kinds have one tower.  Validates every count and width.
+ */
+esmm_code	esmm_model_create(esmm_model **out, const esmm_schema *schema,
+							  const esmm_arch *arch, esmm_model_kind kind,
+							  esmm_status *st);
+
+/* Validates schema and arch like esmm_model_create and counts the
+ * parameters, without allocating them: lets a caller refuse a model too
+ * large for its memory budget before asking for the memory. */
+esmm_code	esmm_model_plan(const esmm_schema *schema, const esmm_arch *arch,
+							esmm_model_kind kind, size_t *n_params,
+							esmm_status *st);
+
+/* Frees the model and everything it owns.  NULL is allowed. */
+void		esmm_model_free(esmm_model *m);
+
+/* Copies the config JSON text into the model. */
+esmm_code	esmm_model_set_config(esmm_model *m, const char *json, size_t len,
+								  esmm_status *st);
+
+/*
+ * Seeded, deterministic initialization.  Each tensor draws from its own
+ * stream (seed mixed with the tower, layer and tensor), so the two towers
+ * never start from identical weights.  Kernels: Glorot uniform; biases
+ * and beta: 0; gamma: 1; running variance: 1; tables: uniform(-0.05,0.05).
+ */
+void		esmm_model_init(esmm_model *m, uint64_t seed);
+
+/* Allocates the workspace for batches of up to max_B rows (scoring). */
+esmm_code	esmm_model_workspace(esmm_model *m, int max_B, esmm_status *st);
+
+/* Allocates gradients, optimizer moments and a workspace of batch_size;
+ * resets the optimizer step. */
+esmm_code	esmm_model_train_begin(esmm_model *m, const esmm_optim_spec *optim,
+								   int batch_size, uint64_t seed,
+								   esmm_status *st);
+
+/*
+ * One training step's maths without the update: forward in training mode
+ * (batch norm on batch statistics, dropout), loss, and backward into
+ * grads, including the L1/L2 terms.  Returns the whole objective
+ * (weighted data loss + regularization) averaged over the batch, and the
+ * data loss alone in *data_loss when not NULL.
+ */
+double		esmm_model_forward_backward(esmm_model *m, const esmm_batch *batch,
+										double *data_loss);
+
+/* Applies the optimizer to the dense region and to the embedding rows the
+ * last forward_backward touched, then clears those gradients. */
+void		esmm_model_step(esmm_model *m);
+
+/*
+ * Inference: pctr, pcvr and pctcvr for batch->B rows (B <= max_B of the
+ * workspace).  A missing tower's outputs are NaN.  Each output is [B];
+ * any may be NULL.
+ */
+void		esmm_model_predict(esmm_model *m, const esmm_batch *batch,
+							   float *pctr, float *pcvr, float *pctcvr);
+
+/* Applies feature f's normalization to a raw value; NaN (NULL) gives 0. */
+float		esmm_feature_normalize(const esmm_feature *f, float raw);
+
+/*
+ * Computes the normalization statistics of every numeric feature over the
+ * rows of ds (NULLs excluded), into schema->features[].mean/std.
+ */
+void		esmm_schema_fit_stats(esmm_schema *schema, const esmm_dataset *ds);
+
+/* The input slots of a schema: how many id, float and multi columns an
+ * encoded row has; slot[f] receives feature f's column among its kind. */
+void		esmm_schema_slots(const esmm_schema *schema, uint32_t *n_ids,
+							  uint32_t *n_nums, uint32_t *n_multi,
+							  uint32_t slot[ESMM_MAX_FEATURES]);
+
+/* ------------------------------------------------------------- trainer */
+
+typedef struct esmm_progress
+{
+	uint32_t	epoch;			/* 1-based */
+	uint64_t	batch;			/* 1-based, within the epoch */
+	uint64_t	batches;		/* in the epoch */
+	uint64_t	rows_done;		/* in the epoch */
+	double		running_loss;	/* mean data loss so far in the epoch */
+	double		seconds;		/* since the epoch began */
+	int			end_of_epoch;	/* 1 on the call after the last batch */
+} esmm_progress;
+
+/* Called on the calling thread between batches; a nonzero return stops
+ * training with ESMM_ERR_CANCELED. */
+typedef int (*esmm_progress_fn) (void *arg, const esmm_progress *p);
+
+/*
+ * Trains m on every row of ds for ts->epochs epochs of mini-batches,
+ * shuffled each epoch from ts->seed (a permutation of row numbers, so the
+ * buffer itself is never written).  Appends one history entry per epoch.
+ * esmm_model_train_begin must have been called.
+ */
+esmm_code	esmm_model_train(esmm_model *m, const esmm_dataset *ds,
+							 const esmm_train_spec *ts, esmm_progress_fn progress,
+							 void *progress_arg, esmm_status *st);
+
+#endif							/* ESMM_MODEL_H */

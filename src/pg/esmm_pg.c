@@ -1,0 +1,187 @@
+/* esmm_pg.c: module init, GUCs, threads, and model bytea conversions. */
+#include "postgres.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <omp.h>
+#include <cblas.h>
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "port/pg_crc32c.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "esmm_pg.h"
+#include "model_format.h"
+
+PG_MODULE_MAGIC;
+
+int			esmm_threads = 1;
+int			esmm_max_memory_kb = 1024 * 1024;
+
+/* The largest pool this backend created with signals blocked. */
+static int	threads_prepared = 0;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("esmm.threads",
+							"Threads used by one backend for training and batch scoring.",
+							"The default is 1 so that many backends scoring at once do not "
+							"oversubscribe the cores; raise it for a training session.",
+							&esmm_threads, 1, 1, 256,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("esmm.max_memory",
+							"Largest in-memory training buffer.",
+							"Training whose encoded rows would exceed it stops with an error "
+							"before allocating.",
+							&esmm_max_memory_kb, 1024 * 1024, 64, INT_MAX,
+							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("esmm");
+}
+
+void
+esmm_threads_prepare(void)
+{
+	int			n = esmm_threads;
+
+	/*
+	 * libgomp creates pool threads lazily, from the thread that opens a
+	 * parallel region, and they inherit its signal mask.  Opening a region
+	 * once with every signal blocked makes every pool thread ignore
+	 * signals, so SIGINT, SIGTERM and the latch's SIGURG reach the main
+	 * thread only.  Never in the postmaster: it would fork threads away.
+	 */
+	if (n > threads_prepared && IsUnderPostmaster)
+	{
+		sigset_t	all,
+					old;
+
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+#pragma omp parallel num_threads(n)
+		{
+			(void) omp_get_thread_num();
+		}
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		threads_prepared = n;
+	}
+	omp_set_num_threads(n);
+	openblas_set_num_threads(n);
+}
+
+void
+esmm_report_status(const esmm_status *st)
+{
+	switch (st->code)
+	{
+		case ESMM_ERR_FORMAT:
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("invalid esmm model: %s", st->msg)));
+			break;
+		case ESMM_ERR_NOMEM:
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("%s", st->msg)));
+			break;
+		case ESMM_ERR_NUMERIC:
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("%s", st->msg),
+					 errhint("Lower the learning rate, or check the features for extreme values.")));
+			break;
+		case ESMM_ERR_CANCELED:
+			CHECK_FOR_INTERRUPTS();
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("%s", st->msg)));
+			break;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("%s", st->msg)));
+	}
+	pg_unreachable();
+}
+
+static void
+handle_free(void *arg)
+{
+	esmm_model_handle *h = (esmm_model_handle *) arg;
+
+	esmm_model_free(h->model);
+	h->model = NULL;
+}
+
+esmm_model_handle *
+esmm_handle_new(esmm_model *m, MemoryContext cxt)
+{
+	esmm_model_handle *h = MemoryContextAllocZero(cxt, sizeof(*h));
+
+	h->model = m;
+	h->cb.func = handle_free;
+	h->cb.arg = h;
+	MemoryContextRegisterResetCallback(cxt, &h->cb);
+	return h;
+}
+
+void
+esmm_handle_release(esmm_model_handle *h)
+{
+	esmm_model_free(h->model);
+	h->model = NULL;
+}
+
+uint32_t
+esmm_pg_crc32c(const void *data, size_t len)
+{
+	pg_crc32c	crc;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, data, len);
+	FIN_CRC32C(crc);
+	return crc;
+}
+
+esmm_model_handle *
+esmm_model_from_bytea(bytea *b, int max_B, MemoryContext cxt)
+{
+	esmm_status st;
+	esmm_model *m = NULL;
+	esmm_model_handle *h;
+
+	esmm_status_clear(&st);
+	if (esmm_model_decode(&m, (const uint8_t *) VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b),
+						  esmm_pg_crc32c, 0, &st) != ESMM_OK)
+		esmm_report_status(&st);
+	h = esmm_handle_new(m, cxt);
+	if (esmm_model_workspace(m, max_B, &st) != ESMM_OK)
+		esmm_report_status(&st);
+	return h;
+}
+
+bytea *
+esmm_model_to_bytea(const esmm_model *m, bool with_optimizer)
+{
+	size_t		len = esmm_model_encoded_size(m, with_optimizer);
+	esmm_status st;
+	bytea	   *out;
+
+	if (len > MaxAllocSize - VARHDRSZ)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("model of %zu bytes exceeds the 1 GB bytea limit", len),
+				 errhint("Use fewer hash buckets or narrower embeddings.")));
+	out = palloc(len + VARHDRSZ);
+	SET_VARSIZE(out, len + VARHDRSZ);
+	esmm_status_clear(&st);
+	if (esmm_model_encode(m, with_optimizer, (uint8_t *) VARDATA(out), len,
+						  esmm_pg_crc32c, &st) != ESMM_OK)
+		esmm_report_status(&st);
+	return out;
+}

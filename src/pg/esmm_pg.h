@@ -1,0 +1,52 @@
+/*
+ * esmm_pg.h: glue shared by the SQL functions: GUCs, threads, and the
+ * model bytea <-> core model conversions.
+ */
+#ifndef ESMM_PG_H
+#define ESMM_PG_H
+
+#include "postgres.h"
+
+#include "esmm_model.h"
+
+extern int	esmm_threads;		/* GUC esmm.threads */
+extern int	esmm_max_memory_kb; /* GUC esmm.max_memory */
+
+/*
+ * Sets the OpenMP and OpenBLAS thread count to esmm.threads, creating any
+ * new pool threads with every signal blocked so that signals stay with the
+ * backend's main thread.  Call on the main thread before any compute.
+ */
+void		esmm_threads_prepare(void);
+
+/* Raises ERROR for a failed core status (invalid model, out of memory,
+ * divergence, ...), with the core's message. */
+void		esmm_report_status(const esmm_status *st) pg_attribute_noreturn();
+
+/* A core model freed when memory context cxt is reset or deleted, so that
+ * an ERROR or a cancel never leaks it. */
+typedef struct esmm_model_handle
+{
+	esmm_model *model;
+	MemoryContextCallback cb;
+} esmm_model_handle;
+
+/* Ties m to cxt; the handle lives in cxt. */
+esmm_model_handle *esmm_handle_new(esmm_model *m, MemoryContext cxt);
+
+/* Frees the model now; the callback then has nothing to do. */
+void		esmm_handle_release(esmm_model_handle *h);
+
+/*
+ * Decodes a model bytea (ERROR "invalid esmm model: <reason>" on any
+ * defect) into a model owned by cxt, with a workspace of max_B rows.
+ */
+esmm_model_handle *esmm_model_from_bytea(bytea *b, int max_B, MemoryContext cxt);
+
+/* Encodes m into a new bytea in the current memory context. */
+bytea	   *esmm_model_to_bytea(const esmm_model *m, bool with_optimizer);
+
+/* CRC-32C with PostgreSQL's pg_crc32c, the core's esmm_crc_fn. */
+uint32_t	esmm_pg_crc32c(const void *data, size_t len);
+
+#endif

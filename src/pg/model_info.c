@@ -1,0 +1,171 @@
+/* model_info.c: esmm_model_info(bytea) -> jsonb. */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "common/md5.h"
+
+#include "esmm_pg.h"
+
+static const char *const kind_names[] = {"", "esmm", "esmm_ctr", "esmm_cvr", "mmoe"};
+static const char *const feature_kinds[] = {"", "categorical", "numeric", "multi"};
+static const char *const norm_names[] = {"none", "standard", "log"};
+
+static void
+json_key(StringInfo s, const char *key)
+{
+	escape_json(s, key);
+	appendStringInfoChar(s, ':');
+}
+
+/* A double as JSON: non-finite values become null. */
+static void
+json_number(StringInfo s, double v)
+{
+	if (isfinite(v))
+		appendStringInfo(s, "%.9g", v);
+	else
+		appendStringInfoString(s, "null");
+}
+
+static void
+append_schema(StringInfo s, const esmm_model *m)
+{
+	appendStringInfoChar(s, '[');
+	for (uint32_t f = 0; f < m->schema.n_features; f++)
+	{
+		const esmm_feature *ft = &m->schema.features[f];
+
+		if (f > 0)
+			appendStringInfoChar(s, ',');
+		appendStringInfoChar(s, '{');
+		json_key(s, "column");
+		escape_json(s, ft->name);
+		appendStringInfoChar(s, ',');
+		json_key(s, "type");
+		escape_json(s, format_type_be(ft->src_type));
+		appendStringInfoChar(s, ',');
+		json_key(s, "kind");
+		escape_json(s, feature_kinds[ft->kind]);
+		if (ft->kind == ESMM_FEAT_NUMERIC)
+		{
+			appendStringInfoString(s, ",\"normalize\":");
+			escape_json(s, norm_names[ft->norm]);
+			appendStringInfoString(s, ",\"mean\":");
+			json_number(s, ft->mean);
+			appendStringInfoString(s, ",\"std\":");
+			json_number(s, ft->std);
+			appendStringInfo(s, ",\"null_indicator\":%s", ft->null_indicator ? "true" : "false");
+		}
+		else
+			appendStringInfo(s, ",\"%s\":%u,\"embedding_dim\":%u",
+							 ft->hashed ? "hash_buckets" : "vocab_size", ft->n_buckets, ft->dim);
+		appendStringInfoChar(s, '}');
+	}
+	appendStringInfoChar(s, ']');
+}
+
+static void
+append_history(StringInfo s, const esmm_report *r)
+{
+	appendStringInfoChar(s, '[');
+	for (uint32_t e = 0; e < r->n_epochs; e++)
+	{
+		const esmm_history_epoch *h = &r->epochs[e];
+
+		if (e > 0)
+			appendStringInfoChar(s, ',');
+		appendStringInfo(s, "{\"epoch\":%u,\"train_loss\":", h->epoch);
+		json_number(s, h->train_loss);
+		appendStringInfo(s, ",\"rows\":" UINT64_FORMAT ",\"seconds\":", h->rows);
+		json_number(s, h->seconds);
+		for (uint32_t k = 0; k < h->n_metrics; k++)
+		{
+			appendStringInfoChar(s, ',');
+			json_key(s, h->metric_names[k]);
+			json_number(s, h->metric_values[k]);
+		}
+		appendStringInfoChar(s, '}');
+	}
+	appendStringInfoChar(s, ']');
+}
+
+PG_FUNCTION_INFO_V1(esmm_model_info);
+
+/* esmm_model_info(model bytea) -> jsonb: kind, config, schema, sizes, report */
+Datum
+esmm_model_info(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	esmm_model_handle *h = esmm_model_from_bytea(b, 1, CurrentMemoryContext);
+	const esmm_model *m = h->model;
+	StringInfoData s;
+	Datum		result;
+
+	initStringInfo(&s);
+	appendStringInfoChar(&s, '{');
+	json_key(&s, "kind");
+	escape_json(&s, kind_names[m->kind]);
+	appendStringInfo(&s, ",\"format_version\":1,\"bytes\":%zu", (size_t) VARSIZE_ANY_EXHDR(b));
+	appendStringInfo(&s, ",\"parameters\":%zu,\"embedding_parameters\":%zu,\"parameter_bytes\":%zu",
+					 m->n_params, m->n_embedding, m->n_params * sizeof(float));
+	appendStringInfoString(&s, ",\"labels\":[");
+	for (uint32_t i = 0; i < m->schema.n_labels; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(&s, ',');
+		escape_json(&s, m->schema.labels[i]);
+	}
+	appendStringInfoString(&s, "],\"features\":");
+	append_schema(&s, m);
+	appendStringInfoString(&s, ",\"config\":");
+	appendStringInfoString(&s, m->config_len > 0 ? m->config_json : "{}");
+	appendStringInfo(&s, ",\"report\":{\"rows_seen\":" UINT64_FORMAT ",\"rows_trained\":" UINT64_FORMAT
+					 ",\"rows_dropped\":" UINT64_FORMAT ",\"rows_null_label\":" UINT64_FORMAT
+					 ",\"rows_bad\":" UINT64_FORMAT ",\"threads\":%u,\"seconds\":",
+					 m->report.rows_seen, m->report.rows_trained, m->report.rows_dropped,
+					 m->report.rows_null_label, m->report.rows_bad, m->report.threads);
+	json_number(&s, m->report.seconds);
+	appendStringInfoString(&s, ",\"history\":");
+	append_history(&s, &m->report);
+	appendStringInfoString(&s, "}}");
+	esmm_handle_release(h);
+	result = DirectFunctionCall1(jsonb_in, CStringGetDatum(s.data));
+	PG_RETURN_DATUM(result);
+}
+
+PG_FUNCTION_INFO_V1(esmm_model_fingerprint);
+
+/*
+ * esmm_model_fingerprint(model bytea) -> text: the md5 of the model with
+ * the report's wall-clock durations zeroed, so that two trainings with the
+ * same seed, rows and thread count compare equal although they took
+ * different times.
+ */
+Datum
+esmm_model_fingerprint(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	esmm_model_handle *h = esmm_model_from_bytea(b, 1, CurrentMemoryContext);
+	esmm_model *m = h->model;
+	bytea	   *canonical;
+	char		hex[33];
+	const char *errstr = NULL;
+
+	m->report.seconds = 0.0;
+	for (uint32_t e = 0; e < m->report.n_epochs; e++)
+		m->report.epochs[e].seconds = 0.0;
+	canonical = esmm_model_to_bytea(m, false);
+	esmm_handle_release(h);
+	if (!pg_md5_hash(VARDATA(canonical), VARSIZE(canonical) - VARHDRSZ, hex, &errstr))
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not compute the model fingerprint: %s", errstr)));
+	PG_RETURN_TEXT_P(cstring_to_text(hex));
+}

@@ -1,0 +1,180 @@
+/*
+ * predict.c: esmm_predict(bytea, record) -> (pctr, pcvr, pctcvr).
+ *
+ * The decoded model and the row binding are cached in fn_extra for the
+ * query.  The cache key is the model's TOAST pointer when the bytea is
+ * stored out of line (a model read from a table is then never detoasted
+ * per row), and otherwise its bytes: same address and header, or equal
+ * contents, so that a changed bytea is never served stale.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "access/detoast.h"
+#include "funcapi.h"
+#include "utils/memutils.h"
+
+#include "encoder.h"
+#include "esmm_pg.h"
+#include "model_format.h"
+
+typedef struct predict_cache
+{
+	MemoryContext mcxt;			/* everything below; reset on a new model */
+	bool		valid;
+	bool		key_is_toast;
+	struct varatt_external toast;
+	const void *key_ptr;
+	Size		key_len;
+	uint8		key_header[ESMM_HEADER_SIZE];
+	char	   *key_copy;		/* [key_len] the model's bytes */
+	esmm_model_handle *h;
+	esmm_encoder enc;
+	int32_t    *ids;			/* [n_ids] one row */
+	float	   *nums;			/* [n_nums] */
+	uint32_t   *multi_counts;	/* [n_multi] */
+	uint32_t   *multi_off;		/* [n_multi, 2] */
+	esmm_idbuf	multi;
+	TupleDesc	result_desc;
+} predict_cache;
+
+static predict_cache *
+cache_get(FunctionCallInfo fcinfo)
+{
+	predict_cache *c = (predict_cache *) fcinfo->flinfo->fn_extra;
+
+	if (c == NULL)
+	{
+		c = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(*c));
+		c->mcxt = AllocSetContextCreate(fcinfo->flinfo->fn_mcxt, "esmm predict cache",
+										ALLOCSET_DEFAULT_SIZES);
+		fcinfo->flinfo->fn_extra = c;
+	}
+	return c;
+}
+
+static bool
+cache_hit(const predict_cache *c, Datum raw, bytea **detoasted)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(raw);
+	bytea	   *b;
+	Size		len;
+
+	if (VARATT_IS_EXTERNAL_ONDISK(v))
+	{
+		struct varatt_external toast;
+
+		VARATT_EXTERNAL_GET_POINTER(toast, v);
+		if (c->valid && c->key_is_toast &&
+			toast.va_valueid == c->toast.va_valueid &&
+			toast.va_toastrelid == c->toast.va_toastrelid)
+			return true;
+	}
+	b = *detoasted = (bytea *) PG_DETOAST_DATUM_PACKED(raw);
+	if (!c->valid || c->key_is_toast)
+		return false;
+	len = VARSIZE_ANY_EXHDR(b);
+	if (len != c->key_len)
+		return false;
+	if (VARDATA_ANY(b) == c->key_ptr && len >= ESMM_HEADER_SIZE &&
+		memcmp(VARDATA_ANY(b), c->key_header, ESMM_HEADER_SIZE) == 0)
+		return true;
+	return memcmp(VARDATA_ANY(b), c->key_copy, len) == 0;
+}
+
+/* Decodes the model into the cache, replacing what it held. */
+static void
+cache_load(predict_cache *c, Datum raw, bytea *b, int expect_kind_mmoe)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(raw);
+	Size		len = VARSIZE_ANY_EXHDR(b);
+	esmm_model *m;
+
+	(void) expect_kind_mmoe;
+	MemoryContextReset(c->mcxt);
+	c->valid = false;
+	c->h = esmm_model_from_bytea(b, 1, c->mcxt);
+	m = c->h->model;
+	c->key_is_toast = VARATT_IS_EXTERNAL_ONDISK(v);
+	if (c->key_is_toast)
+		VARATT_EXTERNAL_GET_POINTER(c->toast, v);
+	c->key_ptr = VARDATA_ANY(b);
+	c->key_len = len;
+	memcpy(c->key_header, VARDATA_ANY(b), Min(len, ESMM_HEADER_SIZE));
+	c->key_copy = MemoryContextAllocHuge(c->mcxt, Max(len, 1));
+	memcpy(c->key_copy, VARDATA_ANY(b), len);
+	c->ids = MemoryContextAlloc(c->mcxt, sizeof(int32_t) * Max(m->n_ids, 1));
+	c->nums = MemoryContextAlloc(c->mcxt, sizeof(float) * Max(m->n_nums, 1));
+	c->multi_counts = MemoryContextAlloc(c->mcxt, sizeof(uint32_t) * Max(m->n_multi, 1));
+	c->multi_off = MemoryContextAlloc(c->mcxt, sizeof(uint32_t) * 2 * Max(m->n_multi, 1));
+	memset(&c->multi, 0, sizeof(c->multi));
+	c->multi.mcxt = c->mcxt;
+	memset(&c->enc, 0, sizeof(c->enc));
+	c->valid = true;
+}
+
+/* Scores one row with the cached model into out[3]. */
+static void
+score_row(predict_cache *c, HeapTupleHeader tup, float out[3])
+{
+	esmm_model *m = c->h->model;
+	esmm_batch	batch;
+
+	if (!esmm_encoder_matches(&c->enc, tup))
+		esmm_encoder_bind(&c->enc, &m->schema, tup, false, c->mcxt);
+	c->multi.len = 0;
+	(void) esmm_encode_row(&c->enc, tup, c->ids, c->nums, &c->multi, c->multi_counts, NULL);
+	for (uint32_t k = 0, at = 0; k < m->n_multi; k++)
+	{
+		c->multi_off[2 * k] = at;
+		at += c->multi_counts[k];
+		c->multi_off[2 * k + 1] = at;
+	}
+	batch.B = 1;
+	batch.ids = c->ids;
+	batch.nums = c->nums;
+	batch.labels = NULL;
+	batch.multi_off = c->multi_off;
+	batch.multi_ids = c->multi.ids;
+	esmm_model_predict(m, &batch, &out[0], &out[1], &out[2]);
+}
+
+PG_FUNCTION_INFO_V1(esmm_predict);
+
+/* esmm_predict(model bytea, row record) -> (pctr, pcvr, pctcvr) */
+Datum
+esmm_predict(PG_FUNCTION_ARGS)
+{
+	predict_cache *c = cache_get(fcinfo);
+	Datum		raw = PG_GETARG_DATUM(0);
+	bytea	   *b = NULL;
+	float		p[3];
+	Datum		values[3];
+	bool		nulls[3];
+
+	if (!cache_hit(c, raw, &b))
+		cache_load(c, raw, b, 0);
+	if (c->result_desc == NULL)
+	{
+		TupleDesc	td;
+		MemoryContext old;
+
+		if (get_call_result_type(fcinfo, NULL, &td) != TYPEFUNC_COMPOSITE)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("esmm_predict must be called in a context that accepts a record")));
+		old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		c->result_desc = BlessTupleDesc(CreateTupleDescCopy(td));
+		MemoryContextSwitchTo(old);
+	}
+	score_row(c, PG_GETARG_HEAPTUPLEHEADER(1), p);
+	for (int i = 0; i < 3; i++)
+	{
+		/* a partial (exported) model has NaN for the tower it lacks */
+		nulls[i] = isnan(p[i]);
+		values[i] = Float4GetDatum(p[i]);
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(c->result_desc, values, nulls)));
+}

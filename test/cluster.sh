@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL cluster inside the repository (.tmp/pg), on a
+# non-default port, never the system cluster.
+#   test/cluster.sh start    initdb (fresh) and start
+#   test/cluster.sh stop     stop it
+#   test/cluster.sh env      print the PG* variables to eval
+# PostgreSQL refuses to run as root, so as root the server runs as the
+# postgres user that the Debian package creates.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir="$root/.tmp/pg"
+port="${ESMM_PGPORT:-54329}"
+bindir=$(pg_config --bindir)
+as_owner() {
+	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+case "${1:-}" in
+start)
+	[ -f "$dir/data/postmaster.pid" ] && as_owner "$bindir/pg_ctl" -D "$dir/data" stop -m immediate >/dev/null 2>&1 || true
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	[ "$(id -u)" = 0 ] && chown postgres "$dir" "$root/.tmp"
+	as_owner "$bindir/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
+	cat >>"$dir/data/postgresql.conf" <<CONF
+port = $port
+listen_addresses = ''
+unix_socket_directories = '$dir'
+max_parallel_workers_per_gather = 2
+log_min_messages = warning
+fsync = off
+CONF
+	as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+	echo "cluster up: port $port, socket $dir, log $dir/server.log"
+	;;
+stop)
+	as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+	;;
+env)
+	echo "export PGHOST='$dir' PGPORT=$port PGUSER=postgres"
+	;;
+*)
+	echo "usage: $0 start|stop|env" >&2
+	exit 2
+	;;
+esac

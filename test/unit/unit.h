@@ -1,0 +1,42 @@
+/*
+ * unit.h: the smallest test harness that can fail.
+ *
+ * CHECK records a failure with its location and goes on; the runner
+ * prints "N passed, N failed" and exits non-zero when anything failed.
+ * A suite is a function listed in test_main.c.
+ */
+#ifndef ESMM_UNIT_H
+#define ESMM_UNIT_H
+
+#include <math.h>
+#include <stdio.h>
+
+extern int	unit_passed;
+extern int	unit_failed;
+
+#define CHECK(cond, ...) \
+	do { \
+		if (cond) \
+			unit_passed++; \
+		else \
+		{ \
+			unit_failed++; \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+			fprintf(stderr, __VA_ARGS__); \
+			fputc('\n', stderr); \
+		} \
+	} while (0)
+
+/* |a - b| <= tol, with the values in the message. */
+#define CHECK_NEAR(a, b, tol, what) \
+	CHECK(fabs((double) (a) - (double) (b)) <= (tol), "%s: %.9g vs %.9g (tol %.3g)", \
+		  (what), (double) (a), (double) (b), (double) (tol))
+
+/* The suites, one per file of test/unit. */
+void		suite_layers(void);
+void		suite_optim(void);
+void		suite_model(void);
+void		suite_format(void);
+void		suite_metrics(void);
+
+#endif
