@@ -62,6 +62,10 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=0.001)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--sparse-embeddings", action="store_true",
+                   help="sparse embedding gradients with SparseAdam: the lazy Adam the "
+                        "extension uses (a step moves only the rows the batch looked up); "
+                        "by default embeddings are dense and Adam moves every row")
     p.add_argument("--predictions", help="write id,pctr,pcvr,pctcvr of the test rows here")
     p.add_argument("--id", default="id", help="id column for --predictions (default id)")
     a = p.parse_args(argv)
@@ -218,11 +222,11 @@ def make_tower(n_in, units, act):
 
 
 class ESMM(nn.Module):
-    def __init__(self, vocab_sizes, n_numeric, emb_dim, units, act):
+    def __init__(self, vocab_sizes, n_numeric, emb_dim, units, act, sparse=False):
         super().__init__()
         self.embs = nn.ModuleList()
         for v in vocab_sizes:
-            e = nn.Embedding(v, emb_dim)
+            e = nn.Embedding(v, emb_dim, sparse=sparse)
             nn.init.uniform_(e.weight, -0.05, 0.05)   # Keras' embeddings default
             self.embs.append(e)
         n_in = len(vocab_sizes) * emb_dim + n_numeric
@@ -268,8 +272,15 @@ def main(argv=None):
     torch.manual_seed(args.seed)
 
     d = prepare(args)
-    model = ESMM(d["vocab_sizes"], len(args.numeric), args.emb_dim, args.units, args.act)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-7)
+    model = ESMM(d["vocab_sizes"], len(args.numeric), args.emb_dim, args.units, args.act,
+                 sparse=args.sparse_embeddings)
+    if args.sparse_embeddings:
+        dense = [p for n_, p in model.named_parameters() if not n_.startswith("embs.")]
+        opts = [torch.optim.Adam(dense, lr=args.lr, betas=(0.9, 0.999), eps=1e-7),
+                torch.optim.SparseAdam(list(model.embs.parameters()), lr=args.lr,
+                                       betas=(0.9, 0.999), eps=1e-7)]
+    else:
+        opts = [torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-7)]
 
     cat_tr = torch.from_numpy(d["cat_tr"])
     num_tr = torch.from_numpy(d["num_tr"])
@@ -291,9 +302,11 @@ def main(argv=None):
             idx = perm[s:s + bs]
             a, b = model(cat_tr[idx], num_tr[idx])
             loss = esmm_loss(a, b, yc_tr[idx], yv_tr[idx])
-            opt.zero_grad(set_to_none=True)
+            for opt in opts:
+                opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            for opt in opts:
+                opt.step()
             total += loss.item() * idx.numel()
         epoch_loss.append(total / n)
         if not math.isfinite(epoch_loss[-1]):

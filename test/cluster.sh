@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A throwaway PostgreSQL cluster inside the repository (.tmp/pg), on a
-# non-default port, never the system cluster.
+# A throwaway PostgreSQL cluster inside the repository (.tmp/pg-PORT), on a
+# non-default port (ESMM_PGPORT, default 54329), never the system cluster.
 #   test/cluster.sh start    initdb (fresh) and start
 #   test/cluster.sh stop     stop it
 #   test/cluster.sh env      print the PG* variables to eval
@@ -8,8 +8,8 @@
 # postgres user that the Debian package creates.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-dir="$root/.tmp/pg"
 port="${ESMM_PGPORT:-54329}"
+dir="$root/.tmp/pg-$port"
 bindir=$(pg_config --bindir)
 as_owner() {
 	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo, end to end, on a fresh Debian 12 machine as root: installs the
 # missing packages, builds and installs the extension, starts a throwaway
-# cluster in .tmp/pg (port 54329), generates synthetic impressions with known
+# cluster in .tmp/pg-54329 (port 54329), generates synthetic impressions with known
 # propensities, trains ESMM in one aggregate, scores the test split and
 # prints the AUCs next to those of the true propensities.
 #   ESMM_DEMO_ROWS=200000 (default) sets the number of impressions.

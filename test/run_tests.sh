@@ -3,7 +3,7 @@
 #   C unit tests (plain, then under ASan and UBSan), pg_regress, pgTAP
 #   (behaviour, then pg_dump/restore), and a crash check of the server log.
 # Installs missing packages, builds, installs the extension, and runs a
-# throwaway cluster in .tmp/pg on port 54329.
+# throwaway cluster in .tmp/pg-54329 on port 54329.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -48,8 +48,8 @@ dump_restore() {
 step "pgTAP after pg_dump and restore" dump_restore
 
 no_crash() {
-	if grep -E "terminated by signal|server process .* was terminated" .tmp/pg/server.log; then
-		echo "a backend crashed; see .tmp/pg/server.log"
+	if grep -E "terminated by signal|server process .* was terminated" "$PGHOST/server.log"; then
+		echo "a backend crashed; see "$PGHOST/server.log""
 		return 1
 	fi
 }

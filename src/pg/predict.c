@@ -86,13 +86,12 @@ cache_hit(const predict_cache *c, Datum raw, bytea **detoasted)
 
 /* Decodes the model into the cache, replacing what it held. */
 static void
-cache_load(predict_cache *c, Datum raw, bytea *b, int expect_kind_mmoe)
+cache_load(predict_cache *c, Datum raw, bytea *b)
 {
 	struct varlena *v = (struct varlena *) DatumGetPointer(raw);
 	Size		len = VARSIZE_ANY_EXHDR(b);
 	esmm_model *m;
 
-	(void) expect_kind_mmoe;
 	MemoryContextReset(c->mcxt);
 	c->valid = false;
 	c->h = esmm_model_from_bytea(b, 1, c->mcxt);
@@ -155,7 +154,7 @@ esmm_predict(PG_FUNCTION_ARGS)
 	bool		nulls[3];
 
 	if (!cache_hit(c, raw, &b))
-		cache_load(c, raw, b, 0);
+		cache_load(c, raw, b);
 	if (c->result_desc == NULL)
 	{
 		TupleDesc	td;

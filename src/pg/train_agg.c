@@ -118,6 +118,10 @@ train_state_new(MemoryContext aggcxt, Jsonb *cfg_json, HeapTupleHeader tup)
 
 	s->mcxt = aggcxt;
 	esmm_config_parse(&s->cfg, cfg_json);
+	if (s->cfg.validation_fraction > 0 || s->cfg.early_stopping_given ||
+		s->cfg.n_metric_requests > 0)
+		ereport(NOTICE,
+				(errmsg("train_args.validation_fraction, early_stopping and metrics are checked but not applied yet: every row trains for every epoch")));
 	td = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(tup), HeapTupleHeaderGetTypMod(tup));
 	PG_TRY();
 	{

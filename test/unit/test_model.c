@@ -1,2 +1,1611 @@
+/*
+ * test_model.c: the ESMM model of esmm_model.c, end to end on a small
+ * hand-built schema: the whole objective's gradient against central
+ * differences for every parameter, initialization, sparse updates,
+ * training, scoring, normalization statistics and spec validation.
+ *
+ * Data come from a generator of this file's own (splitmix64), so that a
+ * broken esmm_rng cannot quietly make the tests trivial.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "unit.h"
-void suite_model(void) { }
+#include "esmm_model.h"
+#include "metrics.h"
+
+#define FD_EPS 1e-3f			/* central-difference step on a parameter */
+#define FD_RTOL 2e-2
+#define FD_ATOL 1e-4			/* the loss went through float logits */
+#define GRAD_FLOOR 1e-7			/* below this, a tensor's gradient is "none" */
+#define SEED 20240611
+
+/* ------------------------------------------------------------- helpers */
+
+static uint64_t data_rng = UINT64_C(0x9E3779B97F4A7C15);
+
+static uint64_t
+next_u64(void)
+{
+	uint64_t	z = (data_rng += UINT64_C(0x9E3779B97F4A7C15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+	return z ^ (z >> 31);
+}
+
+static double
+uniform01(void)
+{
+	return (next_u64() >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static uint32_t
+below(uint32_t n)
+{
+	return (uint32_t) (uniform01() * n);
+}
+
+static double
+sigmoid(double z)
+{
+	return 1.0 / (1.0 + exp(-z));
+}
+
+static void
+set_feature(esmm_feature *f, const char *name, esmm_feature_kind kind,
+			uint32_t n_buckets, uint32_t dim)
+{
+	memset(f, 0, sizeof(*f));
+	strcpy(f->name, name);
+	f->kind = (uint8_t) kind;
+	f->n_buckets = n_buckets;
+	f->dim = dim;
+	f->mean = 0.0f;
+	f->std = 1.0f;
+}
+
+static void
+set_layer(esmm_layer_spec *l, uint32_t units, esmm_act act, int bias, int bn,
+		  float dropout)
+{
+	memset(l, 0, sizeof(*l));
+	l->units = units;
+	l->act = (uint8_t) act;
+	l->use_bias = (uint8_t) bias;
+	l->use_bn = (uint8_t) bn;
+	l->dropout = dropout;
+}
+
+/*
+ * The schema of the suite:
+ *   0 ad     categorical, 7 buckets, dim 3 (both towers: a shared table)
+ *   1 user   categorical, 5 buckets, dim 2 (CVR tower only)
+ *   2 price  numeric, standard (mean 0.5, std 2), NULL indicator
+ *   3 tags   multi, 6 buckets, dim 2 (both towers)
+ * Slots: ids {ad, user}, nums {price}, multi {tags}.
+ */
+static void
+make_schema(esmm_schema *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->n_features = 4;
+	set_feature(&s->features[0], "ad", ESMM_FEAT_CATEGORICAL, 7, 3);
+	set_feature(&s->features[1], "user", ESMM_FEAT_CATEGORICAL, 5, 2);
+	set_feature(&s->features[2], "price", ESMM_FEAT_NUMERIC, 0, 0);
+	s->features[2].norm = ESMM_NORM_STANDARD;
+	s->features[2].mean = 0.5f;
+	s->features[2].std = 2.0f;
+	s->features[2].null_indicator = 1;
+	set_feature(&s->features[3], "tags", ESMM_FEAT_MULTI, 6, 2);
+	s->n_labels = 2;
+	strcpy(s->labels[0], "click");
+	strcpy(s->labels[1], "conv");
+}
+
+/*
+ * CTR: inputs {ad, price, tags}; 4 relu with batch norm (and a bias in
+ * front of it, whose gradient batch norm must cancel), 3 swish, 1.
+ * CVR: inputs {user, price, tags, ad}; 4 tanh, 3 swish with batch norm
+ * and no bias, 1.  dropout goes on the CTR tower's second layer.
+ */
+static void
+make_arch(esmm_arch *a, esmm_loss_kind loss, float dropout)
+{
+	esmm_tower_spec *ctr = &a->tower[ESMM_TOWER_CTR];
+	esmm_tower_spec *cvr = &a->tower[ESMM_TOWER_CVR];
+
+	memset(a, 0, sizeof(*a));
+	ctr->n_layers = 3;
+	set_layer(&ctr->layers[0], 4, ESMM_ACT_RELU, 1, 1, 0.0f);
+	set_layer(&ctr->layers[1], 3, ESMM_ACT_SWISH, 1, 0, dropout);
+	set_layer(&ctr->layers[2], 1, ESMM_ACT_NONE, 1, 0, 0.0f);
+	ctr->l1 = 0.001f;
+	ctr->l2 = 0.002f;
+	ctr->n_inputs = 3;
+	ctr->inputs[0] = 0;
+	ctr->inputs[1] = 2;
+	ctr->inputs[2] = 3;
+
+	cvr->n_layers = 3;
+	set_layer(&cvr->layers[0], 4, ESMM_ACT_TANH, 1, 0, 0.0f);
+	set_layer(&cvr->layers[1], 3, ESMM_ACT_SWISH, 0, 1, 0.0f);
+	set_layer(&cvr->layers[2], 1, ESMM_ACT_NONE, 1, 0, 0.0f);
+	cvr->l1 = 0.001f;
+	cvr->l2 = 0.002f;
+	cvr->n_inputs = 4;
+	cvr->inputs[0] = 1;
+	cvr->inputs[1] = 2;
+	cvr->inputs[2] = 3;
+	cvr->inputs[3] = 0;
+
+	a->loss_weights[0] = 1.0f;
+	a->loss_weights[1] = 0.7f;
+	a->l2_embedding = 0.01f;
+	a->label_is_ctcvr = 0;
+	a->loss = (uint8_t) loss;
+}
+
+/*
+ * Six rows by hand:
+ *   row  ad  user    price  click ctcvr  tags
+ *   0    1   0        0.3   1     1      {0, 2}
+ *   1    3   4        NULL  0     0      {}      (the missing row, 6)
+ *   2    1   2       -1.2   1     0      {5}
+ *   3    6   1        2.5   0     0      {1, 1, 3}
+ *   4    0   NULL(5)  0.0   1     1      {2}
+ *   5    2   0        1.7   1     0      {3, 0}
+ * Rows never looked up: ad 4, 5, 7; user 3; tags 4 (see looked_up).
+ */
+#define HB_ROWS 6
+typedef struct hand_batch
+{
+	int32_t		ids[HB_ROWS * 2];
+	float		nums[HB_ROWS];
+	float		labels[HB_ROWS * 2];
+	uint32_t	multi_off[HB_ROWS + 1];
+	int32_t		multi_ids[9];
+	esmm_batch	b;
+} hand_batch;
+
+/* Per feature, '1' for each table row the hand batch looks up. */
+static const char *const looked_up[4] = {"11110010", "111011", NULL, "1111011"};
+
+static void
+make_batch(hand_batch *hb)
+{
+	static const int32_t ids[HB_ROWS * 2] = {1, 0, 3, 4, 1, 2, 6, 1, 0, 5, 2, 0};
+	static const float labels[HB_ROWS * 2] = {1, 1, 0, 0, 1, 0, 0, 0, 1, 1, 1, 0};
+	static const uint32_t off[HB_ROWS + 1] = {0, 2, 2, 3, 6, 7, 9};
+	static const int32_t tags[9] = {0, 2, 5, 1, 1, 3, 2, 3, 0};
+
+	memcpy(hb->ids, ids, sizeof(ids));
+	hb->nums[0] = 0.3f;
+	hb->nums[1] = NAN;
+	hb->nums[2] = -1.2f;
+	hb->nums[3] = 2.5f;
+	hb->nums[4] = 0.0f;
+	hb->nums[5] = 1.7f;
+	memcpy(hb->labels, labels, sizeof(labels));
+	memcpy(hb->multi_off, off, sizeof(off));
+	memcpy(hb->multi_ids, tags, sizeof(tags));
+	hb->b.B = HB_ROWS;
+	hb->b.ids = hb->ids;
+	hb->b.nums = hb->nums;
+	hb->b.labels = hb->labels;
+	hb->b.multi_off = hb->multi_off;
+	hb->b.multi_ids = hb->multi_ids;
+}
+
+/* A created, initialized model with its training state, or NULL. */
+static esmm_model *
+new_model(const esmm_schema *s, const esmm_arch *a, esmm_model_kind kind,
+		  esmm_optim_kind opt, float lr, int batch_size, uint64_t seed)
+{
+	esmm_model *m = NULL;
+	esmm_status st;
+	esmm_optim_spec o;
+
+	esmm_status_clear(&st);
+	if (esmm_model_create(&m, s, a, kind, &st) != ESMM_OK)
+	{
+		CHECK(0, "esmm_model_create failed: %s", st.msg);
+		return NULL;
+	}
+	esmm_model_init(m, seed);
+	esmm_optim_defaults(&o, opt);
+	if (lr > 0.0f)
+		o.learning_rate = lr;
+	if (esmm_model_train_begin(m, &o, batch_size, seed, &st) != ESMM_OK)
+	{
+		CHECK(0, "esmm_model_train_begin failed: %s", st.msg);
+		esmm_model_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+static float *
+copy_floats(const float *v, size_t n)
+{
+	float	   *c = malloc((n ? n : 1) * sizeof(float));
+
+	memcpy(c, v, n * sizeof(float));
+	return c;
+}
+
+static double
+max_abs(const float *v, size_t n)
+{
+	double		m = 0.0;
+
+	for (size_t i = 0; i < n; i++)
+	{
+		if (isnan(v[i]))
+			return INFINITY;
+		if (fabs(v[i]) > m)
+			m = fabs(v[i]);
+	}
+	return m;
+}
+
+static int
+feature_used(const esmm_model *m, uint32_t f)
+{
+	for (int t = 0; t < 2; t++)
+		for (uint32_t i = 0; m->has_tower[t] && i < m->arch.tower[t].n_inputs; i++)
+			if (m->arch.tower[t].inputs[i] == f)
+				return 1;
+	return 0;
+}
+
+/*
+ * Runs fn(arg) in a child process and reports whether it exited with 0:
+ * for behaviour that may crash (a NULL dereference, a heap overflow that
+ * the sanitizers abort on), so that a bug fails one check instead of
+ * killing the suite.  The child leaves with _exit, skipping leak checks.
+ */
+static int
+survives_in_child(int (*fn) (void *), void *arg, const char *what)
+{
+	pid_t		pid;
+	int			status = 0;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid == 0)
+		_exit(fn(arg));
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+	{
+		CHECK(0, "%s: could not run a child process", what);
+		return 0;
+	}
+	if (WIFSIGNALED(status))
+		CHECK(0, "%s: the child was killed by signal %d", what, WTERMSIG(status));
+	else
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			  "%s: the child exited with %d", what, WEXITSTATUS(status));
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* ------------------------------------------------------ gradient check */
+
+/* The objective with params[i] set to value; params[i] is restored. */
+static double
+objective_at(esmm_model *m, const esmm_batch *b, size_t i, float value)
+{
+	float		save = m->params[i];
+	double		l;
+
+	m->params[i] = value;
+	l = esmm_model_forward_backward(m, b, NULL);
+	m->params[i] = save;
+	return l;
+}
+
+/* dObjective/dparams[i] by central differences over the float steps
+ * actually taken. */
+static double
+central_difference(esmm_model *m, const esmm_batch *b, size_t i)
+{
+	float		w = m->params[i];
+	float		hp = w + FD_EPS,
+				hm = w - FD_EPS;
+
+	return (objective_at(m, b, i, hp) - objective_at(m, b, i, hm)) /
+		((double) hp - (double) hm);
+}
+
+/*
+ * Compares an[off .. off+n) with central differences.  skip_kink skips
+ * weights within a step of 0, where the L1 term's |w| has its kink and a
+ * central difference means nothing.  Returns max |analytic|.
+ */
+static double
+check_fd_range(esmm_model *m, const esmm_batch *b, const float *an, size_t off,
+			   size_t n, int skip_kink, const char *what)
+{
+	int			bad = 0;
+	size_t		worst = off;
+	double		worst_excess = -1.0,
+				worst_fd = 0.0;
+
+	for (size_t i = off; i < off + n; i++)
+	{
+		double		fd,
+					err,
+					tol;
+
+		if (skip_kink && fabs(m->params[i]) < 2.0 * FD_EPS)
+			continue;
+		fd = central_difference(m, b, i);
+		err = fabs(fd - an[i]);
+		tol = FD_RTOL * fmax(fabs(fd), fabs(an[i])) + FD_ATOL;
+		if (!(err <= tol))
+			bad++;
+		if (!(err - tol <= worst_excess))
+		{
+			worst_excess = err - tol;
+			worst = i;
+			worst_fd = fd;
+		}
+	}
+	CHECK(bad == 0, "%s: %d of %zu gradients disagree; worst param %zu: analytic %.7g, central %.7g",
+		  what, bad, n, worst, (double) an[worst], worst_fd);
+	return max_abs(an + off, n);
+}
+
+/*
+ * The regularization part of the objective, from the documentation:
+ * l2_embedding * (sum over lookups of |row|^2) / B, plus l1 |W| + l2 W^2
+ * of every kernel.  Each lookup counts (a row looked up twice, twice).
+ */
+static double
+expected_regularization(const esmm_model *m, const hand_batch *hb)
+{
+	double		reg = 0.0,
+				emb = 0.0;
+
+	for (uint32_t f = 0; f < m->schema.n_features; f++)
+	{
+		const esmm_feature *ft = &m->schema.features[f];
+		const float *table = m->params + m->emb_off[f];
+
+		if (ft->kind == ESMM_FEAT_NUMERIC || !feature_used(m, f))
+			continue;
+		for (int b = 0; b < HB_ROWS; b++)
+		{
+			int32_t		rows[HB_ROWS * 2];
+			uint32_t	n = 0;
+
+			if (ft->kind == ESMM_FEAT_CATEGORICAL)
+				rows[n++] = hb->ids[b * 2 + m->slot[f]];
+			else if (hb->multi_off[b + 1] == hb->multi_off[b])
+				rows[n++] = (int32_t) ft->n_buckets;
+			else
+				for (uint32_t k = hb->multi_off[b]; k < hb->multi_off[b + 1]; k++)
+					rows[n++] = hb->multi_ids[k];
+			for (uint32_t k = 0; k < n; k++)
+				for (uint32_t j = 0; j < ft->dim; j++)
+				{
+					double		w = table[(size_t) rows[k] * ft->dim + j];
+
+					emb += w * w;
+				}
+		}
+	}
+	reg = m->arch.l2_embedding * emb / HB_ROWS;
+	for (int t = 0; t < 2; t++)
+		for (uint32_t l = 0; m->has_tower[t] && l < m->arch.tower[t].n_layers; l++)
+		{
+			const esmm_layer_ref *r = &m->layer[t][l];
+
+			for (size_t i = 0; i < (size_t) r->in * r->out; i++)
+			{
+				double		w = m->params[r->W + i];
+
+				reg += m->arch.tower[t].l1 * fabs(w) + m->arch.tower[t].l2 * w * w;
+			}
+		}
+	return reg;
+}
+
+/* The data loss from the logits forward_backward left in the workspace. */
+static double
+expected_data_loss(const esmm_model *m, const hand_batch *hb)
+{
+	const int	both = m->has_tower[0] && m->has_tower[1];
+	double		l1 = 0.0,
+				l2 = 0.0;
+
+	for (int b = 0; b < HB_ROWS; b++)
+	{
+		double		pctr = sigmoid(m->logit[0][b]);
+		double		yc = hb->labels[b * 2],
+					yv = hb->labels[b * 2 + 1];
+
+		if (m->arch.loss == ESMM_LOSS_BCE)
+			l1 -= yc * log(pctr) + (1 - yc) * log(1 - pctr);
+		else
+			l1 += (pctr - yc) * (pctr - yc);
+		if (both)
+		{
+			double		p = pctr * sigmoid(m->logit[1][b]);
+
+			if (m->arch.loss == ESMM_LOSS_BCE)
+				l2 -= yv * log(p) + (1 - yv) * log(1 - p);
+			else
+				l2 += (p - yv) * (p - yv);
+		}
+	}
+	return (m->arch.loss_weights[0] * l1 + m->arch.loss_weights[1] * l2) / HB_ROWS;
+}
+
+static void
+gradient_check(esmm_model_kind kind, esmm_loss_kind loss, int label_is_ctcvr,
+			   const char *what)
+{
+	esmm_schema s;
+	esmm_arch	a;
+	hand_batch	hb;
+	esmm_model *m;
+	float	   *an;
+	double		obj,
+				data = NAN;
+	char		name[128];
+
+	make_schema(&s);
+	make_arch(&a, loss, 0.0f);	/* no dropout: its masks are random */
+	a.label_is_ctcvr = (uint8_t) label_is_ctcvr;
+	make_batch(&hb);
+	m = new_model(&s, &a, kind, ESMM_OPTIM_ADAM, 0.0f, HB_ROWS, SEED);
+	if (m == NULL)
+		return;
+
+	obj = esmm_model_forward_backward(m, &hb.b, &data);
+	an = copy_floats(m->grads, m->n_params);
+	CHECK(isfinite(obj) && isfinite(data), "%s: objective %g, data loss %g", what, obj, data);
+	CHECK_NEAR(data, expected_data_loss(m, &hb), 1e-6 * fmax(1.0, data), "data loss from the logits");
+	CHECK_NEAR(obj - data, expected_regularization(m, &hb), 1e-6, "regularization term");
+
+	/* the embedding tables: every row, looked up or not */
+	for (uint32_t f = 0; f < s.n_features; f++)
+	{
+		const esmm_feature *ft = &s.features[f];
+		int			used = feature_used(m, f);
+		double		max_used = 0.0,
+					max_unused = 0.0;
+
+		if (ft->kind == ESMM_FEAT_NUMERIC)
+			continue;
+		for (uint32_t r = 0; r <= ft->n_buckets; r++)
+		{
+			size_t		off = m->emb_off[f] + (size_t) r * ft->dim;
+			int			hit = used && looked_up[f][r] == '1';
+
+			snprintf(name, sizeof(name), "%s: table %s row %u", what, ft->name, r);
+			if (hit)
+			{
+				double		g = check_fd_range(m, &hb.b, an, off, ft->dim, 0, name);
+
+				max_used = fmax(max_used, g);
+			}
+			else
+				max_unused = fmax(max_unused, max_abs(an + off, ft->dim));
+		}
+		CHECK(max_unused == 0.0, "%s: table %s has gradient %g on rows nobody looked up",
+			  what, ft->name, max_unused);
+		if (used)
+			CHECK(max_used >= GRAD_FLOOR, "%s: table %s has no gradient (%g)",
+				  what, ft->name, max_used);
+		else
+		{
+			/* a table no tower reads: central differences must agree on 0 */
+			snprintf(name, sizeof(name), "%s: unused table %s", what, ft->name);
+			check_fd_range(m, &hb.b, an, m->emb_off[f],
+						   ((size_t) ft->n_buckets + 1) * ft->dim, 0, name);
+		}
+	}
+
+	/* the towers */
+	for (int t = 0; t < 2; t++)
+		for (uint32_t l = 0; m->has_tower[t] && l < a.tower[t].n_layers; l++)
+		{
+			const esmm_layer_ref *r = &m->layer[t][l];
+			const char *tn = t == 0 ? "ctr" : "cvr";
+			double		g;
+
+			snprintf(name, sizeof(name), "%s: %s layer %u W", what, tn, l);
+			g = check_fd_range(m, &hb.b, an, r->W, (size_t) r->in * r->out, 1, name);
+			CHECK(g >= GRAD_FLOOR, "%s has no gradient (%g)", name, g);
+			if (r->b != ESMM_NO_OFFSET)
+			{
+				snprintf(name, sizeof(name), "%s: %s layer %u b", what, tn, l);
+				g = check_fd_range(m, &hb.b, an, r->b, r->out, 0, name);
+				if (a.tower[t].layers[l].use_bn)
+					/* batch norm subtracts the batch mean, bias included */
+					CHECK(g < 1e-5, "%s in front of batch norm has gradient %g", name, g);
+				else
+					CHECK(g >= GRAD_FLOOR, "%s has no gradient (%g)", name, g);
+			}
+			if (r->gamma != ESMM_NO_OFFSET)
+			{
+				snprintf(name, sizeof(name), "%s: %s layer %u gamma", what, tn, l);
+				g = check_fd_range(m, &hb.b, an, r->gamma, r->out, 0, name);
+				CHECK(g >= GRAD_FLOOR, "%s has no gradient (%g)", name, g);
+				snprintf(name, sizeof(name), "%s: %s layer %u beta", what, tn, l);
+				g = check_fd_range(m, &hb.b, an, r->beta, r->out, 0, name);
+				CHECK(g >= GRAD_FLOOR, "%s has no gradient (%g)", name, g);
+			}
+		}
+	free(an);
+	esmm_model_free(m);
+}
+
+static void
+test_gradients(void)
+{
+	gradient_check(ESMM_KIND_ESMM, ESMM_LOSS_BCE, 0, "esmm bce");
+	gradient_check(ESMM_KIND_ESMM, ESMM_LOSS_MSE, 0, "esmm mse");
+	gradient_check(ESMM_KIND_ESMM, ESMM_LOSS_BCE, 1, "esmm bce ctcvr-labels");
+	gradient_check(ESMM_KIND_ESMM, ESMM_LOSS_MSE, 1, "esmm mse ctcvr-labels");
+	gradient_check(ESMM_KIND_ESMM_CTR, ESMM_LOSS_BCE, 0, "ctr-only bce");
+	gradient_check(ESMM_KIND_ESMM_CTR, ESMM_LOSS_MSE, 0, "ctr-only mse");
+}
+
+/*
+ * forward_backward computes "the" gradient of the batch: calling it twice
+ * on the same batch must give the same gradients, and the step after it
+ * must still update the rows the batch looked up.
+ */
+static void
+test_forward_backward_repeatable(void)
+{
+	esmm_schema s;
+	esmm_arch	a;
+	hand_batch	hb;
+	esmm_model *m;
+	float	   *g1,
+			   *before;
+	size_t		row;
+
+	make_schema(&s);
+	make_arch(&a, ESMM_LOSS_BCE, 0.0f);
+	make_batch(&hb);
+	m = new_model(&s, &a, ESMM_KIND_ESMM, ESMM_OPTIM_SGD, 0.1f, HB_ROWS, SEED);
+	if (m == NULL)
+		return;
+	(void) esmm_model_forward_backward(m, &hb.b, NULL);
+	g1 = copy_floats(m->grads, m->n_params);
+	(void) esmm_model_forward_backward(m, &hb.b, NULL);
+	CHECK(memcmp(g1, m->grads, m->n_params * sizeof(float)) == 0,
+		  "a second forward_backward on the same batch changed the gradients "
+		  "(ad row 1: %g then %g)", (double) g1[m->emb_off[0] + 3],
+		  (double) m->grads[m->emb_off[0] + 3]);
+
+	before = copy_floats(m->params, m->n_params);
+	esmm_model_step(m);
+	row = m->emb_off[0] + 1 * 3;	/* ad row 1, looked up twice */
+	CHECK(memcmp(before + row, m->params + row, 3 * sizeof(float)) != 0,
+		  "the step after two forward_backward calls left a looked-up row unchanged");
+	CHECK(max_abs(m->grads, m->n_embedding) == 0.0,
+		  "the step left embedding gradients behind (%g)", max_abs(m->grads, m->n_embedding));
+	free(g1);
+	free(before);
+	esmm_model_free(m);
+}
+
+/* ------------------------------------------------------ initialization */
+
+static void
+test_init(void)
+{
+	esmm_schema s;
+	esmm_arch	a;
+	esmm_model *m1 = NULL,
+			   *m2 = NULL,
+			   *m3 = NULL;
+	esmm_status st;
+
+	/* identical towers: same inputs, same layers, so W shapes match */
+	make_schema(&s);
+	make_arch(&a, ESMM_LOSS_BCE, 0.0f);
+	a.tower[ESMM_TOWER_CVR] = a.tower[ESMM_TOWER_CTR];
+	if (esmm_model_create(&m1, &s, &a, ESMM_KIND_ESMM, &st) != ESMM_OK ||
+		esmm_model_create(&m2, &s, &a, ESMM_KIND_ESMM, &st) != ESMM_OK ||
+		esmm_model_create(&m3, &s, &a, ESMM_KIND_ESMM, &st) != ESMM_OK)
+	{
+		CHECK(0, "create: %s", st.msg);
+		goto out;
+	}
+	esmm_model_init(m1, SEED);
+	esmm_model_init(m2, SEED);
+	esmm_model_init(m3, SEED + 1);
+
+	for (uint32_t l = 0; l < a.tower[0].n_layers; l++)
+	{
+		const esmm_layer_ref *r0 = &m1->layer[0][l],
+				   *r1 = &m1->layer[1][l];
+
+		CHECK(r0->in == r1->in && r0->out == r1->out, "layer %u shapes differ", l);
+		CHECK(memcmp(m1->params + r0->W, m1->params + r1->W,
+					 (size_t) r0->in * r0->out * sizeof(float)) != 0,
+			  "the two towers start from the same W at layer %u", l);
+	}
+
+	CHECK(m1->n_params == m2->n_params && m1->n_state == m2->n_state, "same layout");
+	CHECK(memcmp(m1->params, m2->params, m1->n_params * sizeof(float)) == 0,
+		  "the same seed gives different parameters");
+	CHECK(memcmp(m1->state, m2->state, m1->n_state * sizeof(float)) == 0,
+		  "the same seed gives different statistics");
+	CHECK(memcmp(m1->params, m3->params, m1->n_params * sizeof(float)) != 0,
+		  "another seed gives the same parameters");
+	for (uint32_t f = 0; f < s.n_features; f++)
+		if (m1->emb_off[f] != ESMM_NO_OFFSET)
+			CHECK(memcmp(m1->params + m1->emb_off[f], m3->params + m3->emb_off[f],
+						 s.features[f].dim * sizeof(float)) != 0,
+				  "another seed gives the same table %u", f);
+
+	/* the documented distributions */
+	{
+		double		emb_max = max_abs(m1->params, m1->n_embedding);
+		int			ok_bias = 1,
+					ok_bn = 1,
+					ok_w = 1;
+
+		CHECK(emb_max <= 0.05 && emb_max > 0.03, "tables uniform(-0.05, 0.05), max |w| %g", emb_max);
+		for (int t = 0; t < 2; t++)
+			for (uint32_t l = 0; l < a.tower[t].n_layers; l++)
+			{
+				const esmm_layer_ref *r = &m1->layer[t][l];
+				double		limit = sqrt(6.0 / (r->in + r->out));
+				double		wmax = max_abs(m1->params + r->W, (size_t) r->in * r->out);
+
+				/* every W has >= 3 entries, so its max is well inside the limit */
+				ok_w &= wmax <= limit && wmax > 0.2 * limit;
+				for (uint32_t j = 0; j < r->out; j++)
+				{
+					if (r->b != ESMM_NO_OFFSET)
+						ok_bias &= m1->params[r->b + j] == 0.0f;
+					if (r->gamma != ESMM_NO_OFFSET)
+						ok_bn &= m1->params[r->gamma + j] == 1.0f &&
+							m1->params[r->beta + j] == 0.0f &&
+							m1->state[r->run_mean + j] == 0.0f &&
+							m1->state[r->run_var + j] == 1.0f;
+				}
+			}
+		CHECK(ok_w, "kernels are Glorot uniform");
+		CHECK(ok_bias, "biases start at 0");
+		CHECK(ok_bn, "gamma 1, beta 0, running mean 0, running variance 1");
+	}
+
+	/* init overwrites whatever was there: re-init gives the seed's values */
+	for (size_t i = 0; i < m3->n_params; i++)
+		m3->params[i] = 7.0f;
+	esmm_model_init(m3, SEED);
+	CHECK(memcmp(m1->params, m3->params, m1->n_params * sizeof(float)) == 0,
+		  "init does not fully overwrite the parameters");
+out:
+	esmm_model_free(m1);
+	esmm_model_free(m2);
+	esmm_model_free(m3);
+}
+
+/* ------------------------------------------------------- sparse updates */
+
+/* Whether row r of feature f is identical in two snapshots. */
+static int
+row_same(const esmm_model *m, uint32_t f, uint32_t r, const float *a, const float *b)
+{
+	size_t		dim = m->schema.features[f].dim;
+	size_t		off = m->emb_off[f] + r * dim;
+
+	return memcmp(a + off, b + off, dim * sizeof(float)) == 0;
+}
+
+static void
+test_sparse_updates(void)
+{
+	esmm_schema s;
+	esmm_arch	a;
+	hand_batch	hb,
+				hb2;
+	esmm_model *m;
+	float	   *p0,
+			   *m10,
+			   *m20,
+			   *p1;
+	int			bad_untouched = 0,
+				bad_touched = 0,
+				bad_lazy = 0;
+
+	make_schema(&s);
+	make_arch(&a, ESMM_LOSS_BCE, 0.0f);
+	make_batch(&hb);
+	m = new_model(&s, &a, ESMM_KIND_ESMM, ESMM_OPTIM_ADAM, 0.01f, HB_ROWS, SEED);
+	if (m == NULL)
+		return;
+	p0 = copy_floats(m->params, m->n_params);
+	m10 = copy_floats(m->m1, m->n_params);
+	m20 = copy_floats(m->m2, m->n_params);
+
+	(void) esmm_model_forward_backward(m, &hb.b, NULL);
+	esmm_model_step(m);
+	CHECK(m->step == 1, "one step taken, step = %llu", (unsigned long long) m->step);
+
+	for (uint32_t f = 0; f < s.n_features; f++)
+	{
+		if (m->emb_off[f] == ESMM_NO_OFFSET)
+			continue;
+		for (uint32_t r = 0; r <= s.features[f].n_buckets; r++)
+		{
+			int			same = row_same(m, f, r, p0, m->params) &&
+				row_same(m, f, r, m10, m->m1) && row_same(m, f, r, m20, m->m2);
+
+			if (looked_up[f][r] == '1')
+				bad_touched += same || row_same(m, f, r, p0, m->params);
+			else
+				bad_untouched += !same;
+		}
+	}
+	CHECK(bad_untouched == 0, "%d rows nobody looked up changed", bad_untouched);
+	CHECK(bad_touched == 0, "%d looked-up rows did not move", bad_touched);
+	CHECK(max_abs(m->grads, m->n_embedding) == 0.0,
+		  "the step did not clear the embedding gradients (%g)",
+		  max_abs(m->grads, m->n_embedding));
+	/* the dense region is updated whole */
+	for (int t = 0; t < 2; t++)
+		CHECK(memcmp(p0 + m->layer[t][0].W, m->params + m->layer[t][0].W,
+					 sizeof(float)) != 0, "tower %d's first kernel did not move", t);
+
+	/*
+	 * A second batch over rows the first never saw: the first batch's rows
+	 * keep their weights and moments (lazy Adam, no decay while unseen).
+	 * Two rows: ad {4, 5}, user {3, 3}, tags {{4}, {4}}.
+	 */
+	p1 = copy_floats(m->params, m->n_params);
+	memcpy(m10, m->m1, m->n_params * sizeof(float));
+	memcpy(m20, m->m2, m->n_params * sizeof(float));
+	make_batch(&hb2);
+	hb2.b.B = 2;
+	hb2.ids[0] = 4;
+	hb2.ids[1] = 3;
+	hb2.ids[2] = 5;
+	hb2.ids[3] = 3;
+	hb2.multi_off[0] = 0;
+	hb2.multi_off[1] = 1;
+	hb2.multi_off[2] = 2;
+	hb2.multi_ids[0] = 4;
+	hb2.multi_ids[1] = 4;
+	(void) esmm_model_forward_backward(m, &hb2.b, NULL);
+	esmm_model_step(m);
+	for (uint32_t f = 0; f < s.n_features; f++)
+		for (uint32_t r = 0; m->emb_off[f] != ESMM_NO_OFFSET && r <= s.features[f].n_buckets; r++)
+		{
+			int			second = (f == 0 && (r == 4 || r == 5)) || (f == 1 && r == 3) ||
+				(f == 3 && r == 4);
+			int			same = row_same(m, f, r, p1, m->params) &&
+				row_same(m, f, r, m10, m->m1) && row_same(m, f, r, m20, m->m2);
+
+			bad_lazy += second ? row_same(m, f, r, p1, m->params) : !same;
+		}
+	CHECK(bad_lazy == 0, "%d rows broke lazy updates in the second step", bad_lazy);
+
+	free(p0);
+	free(p1);
+	free(m10);
+	free(m20);
+	esmm_model_free(m);
+}
+
+/* ------------------------------------------------------------ datasets */
+
+typedef struct test_data
+{
+	esmm_dataset ds;
+	esmm_chunk	chunks[2];
+} test_data;
+
+/* Allocates chunk c for rows rows of ds's widths, zeroed; multi lists
+ * empty until filled. */
+static void
+alloc_chunk(esmm_chunk *c, const esmm_dataset *ds, size_t rows, size_t multi_cap)
+{
+	c->ids = calloc(rows * ds->n_ids + 1, sizeof(int32_t));
+	c->nums = calloc(rows * ds->n_nums + 1, sizeof(float));
+	c->labels = calloc(rows * ds->n_labels + 1, sizeof(float));
+	c->multi_off = calloc(rows * ds->n_multi + 1, sizeof(uint32_t));
+	c->multi_ids = calloc(multi_cap + 1, sizeof(int32_t));
+	c->multi_cap = multi_cap;
+}
+
+static void
+free_data(test_data *d)
+{
+	for (size_t i = 0; i < d->ds.n_chunks; i++)
+	{
+		free(d->chunks[i].ids);
+		free(d->chunks[i].nums);
+		free(d->chunks[i].labels);
+		free(d->chunks[i].multi_off);
+		free(d->chunks[i].multi_ids);
+	}
+}
+
+/*
+ * n rows (< one chunk) for make_schema: the click depends on the ad and
+ * on the price, the conversion (given a click) on the user; tags are
+ * noise.  Labels are (click, click AND conversion).
+ */
+static void
+make_training_data(test_data *d, size_t n)
+{
+	static const double ad_effect[7] = {-2.0, -1.0, 0.0, 1.0, 2.0, -1.5, 1.5};
+	static const double user_effect[6] = {-2.0, 1.0, -1.0, 2.0, 0.0, 0.0};
+	esmm_chunk *c = &d->chunks[0];
+	uint32_t	used = 0;
+
+	memset(d, 0, sizeof(*d));
+	d->ds.n_ids = 2;
+	d->ds.n_nums = 1;
+	d->ds.n_labels = 2;
+	d->ds.n_multi = 1;
+	d->ds.n_rows = n;
+	d->ds.n_chunks = 1;
+	d->ds.chunks = d->chunks;
+	alloc_chunk(c, &d->ds, n, n * 3);
+	data_rng = UINT64_C(12345);
+	for (size_t r = 0; r < n; r++)
+	{
+		int32_t		ad = (int32_t) below(7);
+		int32_t		user = uniform01() < 0.1 ? 5 : (int32_t) below(5);
+		int			null_price = uniform01() < 0.1;
+		double		price = -3.0 + 6.0 * uniform01();
+		int			click = uniform01() < sigmoid(ad_effect[ad] + (null_price ? 0.0 : 0.8 * price));
+		int			conv = click && uniform01() < sigmoid(user_effect[user] - 0.5);
+		uint32_t	n_tags = below(4);
+
+		c->ids[r * 2] = ad;
+		c->ids[r * 2 + 1] = user;
+		/* raw prices around 0.5 with spread 2, like the schema's statistics */
+		c->nums[r] = null_price ? NAN : (float) (0.5 + price * 2.0 / 1.7);
+		c->labels[r * 2] = (float) click;
+		c->labels[r * 2 + 1] = (float) conv;
+		c->multi_off[r] = used;
+		for (uint32_t k = 0; k < n_tags; k++)
+			c->multi_ids[used++] = (int32_t) below(6);
+	}
+	c->multi_off[n] = used;
+}
+
+/* --------------------------------------------------------------- training */
+
+typedef struct progress_log
+{
+	int			calls;
+	int			end_calls;
+	int			cancel_at;		/* cancel on this call; 0: never */
+	int			bad;			/* inconsistent reports */
+	uint64_t	last_batch;
+	uint64_t	rows;			/* expected rows per epoch */
+	double		end_loss[8];
+	double		first_loss;		/* running loss after the first batch */
+} progress_log;
+
+static int
+record_progress(void *arg, const esmm_progress *p)
+{
+	progress_log *log = arg;
+
+	log->calls++;
+	if (!isfinite(p->running_loss) || p->running_loss <= 0.0)
+		log->bad++;
+	if (p->end_of_epoch)
+	{
+		if (p->epoch >= 1 && p->epoch <= 8)
+			log->end_loss[p->epoch - 1] = p->running_loss;
+		if (p->rows_done != log->rows || p->batch != p->batches)
+			log->bad++;
+		log->end_calls++;
+		log->last_batch = 0;
+	}
+	else
+	{
+		if (p->batch != log->last_batch + 1 || p->batch > p->batches ||
+			p->rows_done > log->rows)
+			log->bad++;
+		if (p->epoch == 1 && p->batch == 1)
+			log->first_loss = p->running_loss;
+		log->last_batch = p->batch;
+	}
+	return log->cancel_at != 0 && log->calls == log->cancel_at;
+}
+
+/* The data loss of a model that ignores its inputs: the label rates. */
+static double
+constant_predictor_loss(const test_data *d, const esmm_arch *a)
+{
+	double		yc = 0.0,
+				yv = 0.0,
+				n = (double) d->ds.n_rows;
+
+	for (size_t r = 0; r < d->ds.n_rows; r++)
+	{
+		yc += d->chunks[0].labels[r * 2];
+		yv += d->chunks[0].labels[r * 2 + 1];
+	}
+	yc /= n;
+	yv /= n;
+	return -a->loss_weights[0] * (yc * log(yc) + (1 - yc) * log(1 - yc))
+		- a->loss_weights[1] * (yv * log(yv) + (1 - yv) * log(1 - yv));
+}
+
+/* AUC of pctr against clicks and of pctcvr against ctcvr on the data. */
+static void
+training_auc(esmm_model *m, const test_data *d, double *auc_ctr, double *auc_ctcvr)
+{
+	size_t		n = d->ds.n_rows;
+	const esmm_chunk *c = &d->chunks[0];
+	double	   *pos[2],
+			   *neg[2];
+	size_t		np[2] = {0, 0},
+				nn[2] = {0, 0};
+	float		pctr[64],
+				pctcvr[64];
+
+	for (int k = 0; k < 2; k++)
+	{
+		pos[k] = malloc(n * sizeof(double));
+		neg[k] = malloc(n * sizeof(double));
+	}
+	for (size_t start = 0; start < n; start += 64)
+	{
+		esmm_batch	b;
+
+		b.B = (int) (n - start < 64 ? n - start : 64);
+		b.ids = c->ids + start * 2;
+		b.nums = c->nums + start;
+		b.labels = NULL;
+		b.multi_off = c->multi_off + start;	/* absolute offsets */
+		b.multi_ids = c->multi_ids;
+		esmm_model_predict(m, &b, pctr, NULL, pctcvr);
+		for (int i = 0; i < b.B; i++)
+		{
+			const float *y = c->labels + (start + i) * 2;
+
+			if (y[0] > 0.5f)
+				pos[0][np[0]++] = pctr[i];
+			else
+				neg[0][nn[0]++] = pctr[i];
+			if (y[1] > 0.5f)
+				pos[1][np[1]++] = pctcvr[i];
+			else
+				neg[1][nn[1]++] = pctcvr[i];
+		}
+	}
+	*auc_ctr = esmm_auc(pos[0], np[0], neg[0], nn[0]);
+	*auc_ctcvr = esmm_auc(pos[1], np[1], neg[1], nn[1]);
+	for (int k = 0; k < 2; k++)
+	{
+		free(pos[k]);
+		free(neg[k]);
+	}
+}
+
+static esmm_model *
+train_once(const test_data *d, uint64_t shuffle_seed, progress_log *log,
+		   esmm_code *rc, esmm_status *st)
+{
+	esmm_schema s;
+	esmm_arch	a;
+	esmm_model *m;
+	esmm_train_spec ts;
+
+	make_schema(&s);
+	make_arch(&a, ESMM_LOSS_BCE, 0.1f);
+	m = new_model(&s, &a, ESMM_KIND_ESMM, ESMM_OPTIM_ADAM, 0.01f, 64, SEED);
+	if (m == NULL)
+		return NULL;
+	memset(&ts, 0, sizeof(ts));
+	ts.batch_size = 64;
+	ts.epochs = 3;
+	ts.seed = shuffle_seed;
+	ts.shuffle = 1;
+	ts.optim = m->optim;
+	esmm_status_clear(st);
+	*rc = esmm_model_train(m, &d->ds, &ts, record_progress, log, st);
+	return m;
+}
+
+static void
+test_training(void)
+{
+	test_data	d;
+	progress_log log1,
+				log2,
+				log3;
+	esmm_model *m1,
+			   *m2,
+			   *m3;
+	esmm_status st;
+	esmm_code	rc;
+	esmm_arch	a;
+	const size_t n = 3000;
+
+	make_training_data(&d, n);
+	make_arch(&a, ESMM_LOSS_BCE, 0.1f);
+
+	memset(&log1, 0, sizeof(log1));
+	log1.rows = n;
+	m1 = train_once(&d, SEED, &log1, &rc, &st);
+	if (m1 == NULL)
+	{
+		free_data(&d);
+		return;
+	}
+	CHECK(rc == ESMM_OK, "training failed: %s", st.msg);
+	CHECK(m1->report.n_epochs == 3, "history has %u epochs", m1->report.n_epochs);
+	if (m1->report.n_epochs == 3)
+	{
+		const esmm_history_epoch *e = m1->report.epochs;
+		double		base = constant_predictor_loss(&d, &a);
+
+		/* epochs 2 and 3 sit near the noise floor: only compare with epoch 1 */
+		CHECK(e[1].train_loss < e[0].train_loss && e[2].train_loss < e[0].train_loss,
+			  "epoch losses do not decrease: %g %g %g",
+			  e[0].train_loss, e[1].train_loss, e[2].train_loss);
+		/* the features explain the labels: beat predicting the label rates */
+		CHECK(e[2].train_loss < 0.9 * base, "epoch 3 loss %g vs constant predictor %g",
+			  e[2].train_loss, base);
+		for (int k = 0; k < 3; k++)
+		{
+			CHECK(e[k].epoch == (uint32_t) k + 1 && e[k].rows == n && e[k].seconds >= 0.0,
+				  "epoch %d: number %u rows %llu seconds %g", k + 1, e[k].epoch,
+				  (unsigned long long) e[k].rows, e[k].seconds);
+			CHECK_NEAR(log1.end_loss[k], e[k].train_loss, 1e-12,
+					   "the end-of-epoch running loss is the epoch loss");
+		}
+		CHECK(log1.first_loss > e[2].train_loss, "first batch loss %g, last epoch %g",
+			  log1.first_loss, e[2].train_loss);
+	}
+	CHECK(log1.end_calls == 3 && log1.calls == 3 * (47 + 1),
+		  "progress called %d times, %d at epoch ends", log1.calls, log1.end_calls);
+	CHECK(log1.bad == 0, "%d inconsistent progress reports", log1.bad);
+	CHECK(m1->step == 3 * 47, "optimizer steps %llu", (unsigned long long) m1->step);
+	{
+		double		auc_ctr,
+					auc_ctcvr;
+
+		training_auc(m1, &d, &auc_ctr, &auc_ctcvr);
+		CHECK(auc_ctr > 0.75, "pctr AUC on the training data %g", auc_ctr);
+		CHECK(auc_ctcvr > 0.65, "pctcvr AUC on the training data %g", auc_ctcvr);
+	}
+
+	/* the same seeds again: bit-identical, dropout and shuffling included */
+	memset(&log2, 0, sizeof(log2));
+	log2.rows = n;
+	m2 = train_once(&d, SEED, &log2, &rc, &st);
+	if (m2 != NULL)
+	{
+		CHECK(rc == ESMM_OK, "second training failed: %s", st.msg);
+		CHECK(memcmp(m1->params, m2->params, m1->n_params * sizeof(float)) == 0,
+			  "training twice with one seed gives different parameters");
+		CHECK(memcmp(m1->state, m2->state, m1->n_state * sizeof(float)) == 0,
+			  "training twice with one seed gives different statistics");
+		CHECK(m2->report.n_epochs == 3 &&
+			  m2->report.epochs[2].train_loss == m1->report.epochs[2].train_loss,
+			  "training twice with one seed gives different losses");
+		esmm_model_free(m2);
+	}
+
+	/* another shuffling seed (same init and dropout seeds): other batches */
+	memset(&log2, 0, sizeof(log2));
+	log2.rows = n;
+	m2 = train_once(&d, SEED + 1, &log2, &rc, &st);
+	if (m2 != NULL)
+	{
+		CHECK(rc == ESMM_OK, "third training failed: %s", st.msg);
+		CHECK(memcmp(m1->params, m2->params, m1->n_params * sizeof(float)) != 0,
+			  "the shuffling seed does not change the batches");
+		esmm_model_free(m2);
+	}
+
+	/* a progress callback that says stop */
+	memset(&log3, 0, sizeof(log3));
+	log3.rows = n;
+	log3.cancel_at = 3;
+	m3 = train_once(&d, SEED, &log3, &rc, &st);
+	if (m3 != NULL)
+	{
+		CHECK(rc == ESMM_ERR_CANCELED, "cancel returned %d", (int) rc);
+		CHECK(st.code == ESMM_ERR_CANCELED && st.msg[0] != '\0', "cancel status %d \"%s\"",
+			  (int) st.code, st.msg);
+		CHECK(log3.calls == 3, "progress called %d times after canceling at 3", log3.calls);
+		CHECK(m3->report.n_epochs == 0, "a canceled epoch entered the history");
+		esmm_model_free(m3);
+	}
+
+	/* a buffer of another shape is refused */
+	{
+		esmm_dataset bad = d.ds;
+		esmm_train_spec ts;
+
+		memset(&ts, 0, sizeof(ts));
+		ts.epochs = 1;
+		bad.n_nums = 2;
+		esmm_status_clear(&st);
+		CHECK(esmm_model_train(m1, &bad, &ts, NULL, NULL, &st) == ESMM_ERR_ARGUMENT &&
+			  st.msg[0] != '\0', "a mismatched buffer was accepted");
+		bad = d.ds;
+		bad.n_rows = 0;
+		esmm_status_clear(&st);
+		CHECK(esmm_model_train(m1, &bad, &ts, NULL, NULL, &st) == ESMM_ERR_ARGUMENT &&
+			  st.msg[0] != '\0', "an empty buffer was accepted");
+	}
+	esmm_model_free(m1);
+	free_data(&d);
+}
+
+/* -------------------------------------------------------------- scoring */
+
+static void
+test_predict(void)
+{
+	esmm_schema s;
+	esmm_arch	a;
+	hand_batch	hb;
+	esmm_model *m,
+			   *ctr;
+	float		pctr[HB_ROWS],
+				pcvr[HB_ROWS],
+				pctcvr[HB_ROWS];
+	int			in_range = 1,
+				product = 1,
+				alone = 1;
+
+	make_schema(&s);
+	make_arch(&a, ESMM_LOSS_BCE, 0.2f);
+	make_batch(&hb);
+	m = new_model(&s, &a, ESMM_KIND_ESMM, ESMM_OPTIM_ADAM, 0.05f, HB_ROWS, SEED);
+	if (m == NULL)
+		return;
+	/* a few steps, so that batch norm's running statistics are not 0/1 */
+	for (int i = 0; i < 5; i++)
+	{
+		(void) esmm_model_forward_backward(m, &hb.b, NULL);
+		esmm_model_step(m);
+	}
+	esmm_model_predict(m, &hb.b, pctr, pcvr, pctcvr);
+	for (int b = 0; b < HB_ROWS; b++)
+	{
+		in_range &= pctr[b] >= 0.0f && pctr[b] <= 1.0f && pcvr[b] >= 0.0f &&
+			pcvr[b] <= 1.0f && pctcvr[b] >= 0.0f && pctcvr[b] <= 1.0f;
+		product &= fabs((double) pctcvr[b] - (double) pctr[b] * pcvr[b]) <= 1e-7;
+	}
+	CHECK(in_range, "a probability outside [0, 1]");
+	CHECK(product, "pctcvr is not pctr * pcvr");
+
+	/*
+	 * Inference is row by row (batch norm on running statistics, no
+	 * dropout): each row scored alone matches the batch, and scoring twice
+	 * gives the same numbers.
+	 */
+	for (int b = 0; b < HB_ROWS; b++)
+	{
+		esmm_batch	one;
+		uint32_t	off[2] = {hb.multi_off[b], hb.multi_off[b + 1]};
+		float		p1,
+					p2,
+					p3;
+
+		one.B = 1;
+		one.ids = hb.ids + b * 2;
+		one.nums = hb.nums + b;
+		one.labels = NULL;
+		one.multi_off = off;
+		one.multi_ids = hb.multi_ids;
+		esmm_model_predict(m, &one, &p1, &p2, &p3);
+		alone &= fabs(p1 - pctr[b]) <= 1e-6 && fabs(p2 - pcvr[b]) <= 1e-6 &&
+			fabs(p3 - pctcvr[b]) <= 1e-6;
+	}
+	CHECK(alone, "a row scored alone differs from the same row in a batch");
+	{
+		float		again[HB_ROWS];
+
+		esmm_model_predict(m, &hb.b, NULL, NULL, again);
+		CHECK(memcmp(again, pctcvr, sizeof(again)) == 0, "scoring is not repeatable");
+	}
+
+	/*
+	 * An id outside a table reads the missing row (esmm_model.c, clamp_id):
+	 * for a list of the multi feature too.  Row 0's tags {0, 2} become
+	 * {0, 7}, 7 being past the table's last row (6, the missing id), and
+	 * must score as {0, 6}.
+	 */
+	{
+		hand_batch	h1,
+					h2;
+		float		q1[HB_ROWS],
+					q2[HB_ROWS];
+
+		make_batch(&h1);
+		make_batch(&h2);
+		h1.multi_ids[1] = 7;
+		h2.multi_ids[1] = 6;
+		esmm_model_predict(m, &h1.b, q1, NULL, NULL);
+		esmm_model_predict(m, &h2.b, q2, NULL, NULL);
+		CHECK(q1[0] == q2[0], "multi id past the table scores %.7g, the missing row %.7g",
+			  (double) q1[0], (double) q2[0]);
+		/* the categorical path clamps: ad 99 scores as ad 7, the missing row */
+		make_batch(&h1);
+		make_batch(&h2);
+		h1.ids[0] = 99;
+		h2.ids[0] = 7;
+		esmm_model_predict(m, &h1.b, q1, NULL, NULL);
+		esmm_model_predict(m, &h2.b, q2, NULL, NULL);
+		CHECK(q1[0] == q2[0], "categorical id past the table scores %.7g, the missing row %.7g",
+			  (double) q1[0], (double) q2[0]);
+	}
+	esmm_model_free(m);
+
+	/* the CTR tower alone: no pCVR, so no pCTCVR */
+	ctr = new_model(&s, &a, ESMM_KIND_ESMM_CTR, ESMM_OPTIM_ADAM, 0.0f, HB_ROWS, SEED);
+	if (ctr == NULL)
+		return;
+	esmm_model_predict(ctr, &hb.b, pctr, pcvr, pctcvr);
+	in_range = 1;
+	product = 1;
+	for (int b = 0; b < HB_ROWS; b++)
+	{
+		in_range &= pctr[b] >= 0.0f && pctr[b] <= 1.0f;
+		product &= isnan(pcvr[b]) && isnan(pctcvr[b]);
+	}
+	CHECK(in_range, "ctr-only pctr outside [0, 1]");
+	CHECK(product, "ctr-only model gives a pcvr or pctcvr that is not NaN");
+	esmm_model_free(ctr);
+}
+
+/* --------------------------------------------------- crash-prone paths */
+
+/* A CVR-only model is a kind esmm_model_create accepts: one training step
+ * must not crash and must give a finite objective. */
+static int
+cvr_only_step(void *arg)
+{
+	esmm_schema s;
+	esmm_arch	a;
+	hand_batch	hb;
+	esmm_model *m;
+	double		l;
+
+	(void) arg;
+	make_schema(&s);
+	make_arch(&a, ESMM_LOSS_BCE, 0.0f);
+	make_batch(&hb);
+	m = new_model(&s, &a, ESMM_KIND_ESMM_CVR, ESMM_OPTIM_ADAM, 0.0f, HB_ROWS, SEED);
+	if (m == NULL)
+		return 2;
+	l = esmm_model_forward_backward(m, &hb.b, NULL);
+	esmm_model_step(m);
+	return isfinite(l) ? 0 : 3;
+}
+
+/*
+ * forward_backward takes any batch: one whose multi lists hold many ids
+ * (here 2 rows of 100 distinct ids, where the trainer's own batches start
+ * with room for 4 per row) must record every looked-up row within the
+ * touched arrays.
+ */
+static int
+long_lists_step(void *arg)
+{
+	esmm_schema s;
+	esmm_arch	a;
+	esmm_model *m;
+	esmm_batch	b;
+	int32_t		ids[200];
+	uint32_t	off[3] = {0, 100, 200};
+	float		labels[4] = {1, 0, 0, 0};
+	double		l;
+
+	(void) arg;
+	memset(&s, 0, sizeof(s));
+	s.n_features = 1;
+	set_feature(&s.features[0], "tags", ESMM_FEAT_MULTI, 1000, 2);
+	s.n_labels = 2;
+	strcpy(s.labels[0], "click");
+	strcpy(s.labels[1], "conv");
+	make_arch(&a, ESMM_LOSS_BCE, 0.0f);
+	for (int t = 0; t < 2; t++)
+	{
+		a.tower[t].n_inputs = 1;
+		a.tower[t].inputs[0] = 0;
+	}
+	m = new_model(&s, &a, ESMM_KIND_ESMM, ESMM_OPTIM_ADAM, 0.0f, 2, SEED);
+	if (m == NULL)
+		return 2;
+	for (int i = 0; i < 200; i++)
+		ids[i] = i * 5;
+	b.B = 2;
+	b.ids = NULL;
+	b.nums = NULL;
+	b.labels = labels;
+	b.multi_off = off;
+	b.multi_ids = ids;
+	l = esmm_model_forward_backward(m, &b, NULL);
+	if (m->n_touched > m->touched_cap)
+		return 4;
+	esmm_model_step(m);
+	return isfinite(l) ? 0 : 3;
+}
+
+static void
+test_crash_prone(void)
+{
+	survives_in_child(cvr_only_step, NULL, "cvr-only forward_backward");
+	survives_in_child(long_lists_step, NULL, "forward_backward with 100-id lists");
+}
+
+/* ---------------------------------------------------------- statistics */
+
+static void
+test_fit_stats(void)
+{
+	esmm_schema s;
+	test_data	d;
+	const size_t C = ESMM_CHUNK_ROWS;
+	const size_t n = C + 5;
+	const double e = exp(1.0);
+
+	/*
+	 * 0 cat (an id column, to shift the numeric slots' meaning), then
+	 * numerics: 1 standard, 2 log, 3 all NULL, 4 constant.  Two chunks, so
+	 * that rows on both sides of the boundary count.
+	 */
+	memset(&s, 0, sizeof(s));
+	s.n_features = 5;
+	set_feature(&s.features[0], "c", ESMM_FEAT_CATEGORICAL, 3, 2);
+	set_feature(&s.features[1], "x", ESMM_FEAT_NUMERIC, 0, 0);
+	s.features[1].norm = ESMM_NORM_STANDARD;
+	set_feature(&s.features[2], "lg", ESMM_FEAT_NUMERIC, 0, 0);
+	s.features[2].norm = ESMM_NORM_LOG;
+	set_feature(&s.features[3], "none", ESMM_FEAT_NUMERIC, 0, 0);
+	s.features[3].norm = ESMM_NORM_STANDARD;
+	set_feature(&s.features[4], "k", ESMM_FEAT_NUMERIC, 0, 0);
+	s.features[4].norm = ESMM_NORM_STANDARD;
+
+	memset(&d, 0, sizeof(d));
+	d.ds.n_ids = 1;
+	d.ds.n_nums = 4;
+	d.ds.n_labels = 2;
+	d.ds.n_rows = n;
+	d.ds.n_chunks = 2;
+	d.ds.chunks = d.chunks;
+	alloc_chunk(&d.chunks[0], &d.ds, C, 0);
+	alloc_chunk(&d.chunks[1], &d.ds, n - C, 0);
+	for (size_t r = 0; r < n; r++)
+	{
+		float	   *v = (float *) esmm_dataset_nums(&d.ds, r);
+
+		v[0] = v[1] = v[2] = NAN;
+		v[3] = 4.0f;
+	}
+	/* x: {1, 3, -2, 6}: mean 2, variance (1+9+4+36)/4 - 4 = 8.5 */
+	((float *) esmm_dataset_nums(&d.ds, 0))[0] = 1.0f;
+	((float *) esmm_dataset_nums(&d.ds, 100))[0] = 3.0f;
+	((float *) esmm_dataset_nums(&d.ds, C - 1))[0] = -2.0f;
+	((float *) esmm_dataset_nums(&d.ds, C))[0] = 6.0f;
+	/* lg: {0, e-1, -(e^2-1)} -> {0, 1, -2}: mean -1/3, variance 5/3 - 1/9 */
+	((float *) esmm_dataset_nums(&d.ds, 0))[1] = 0.0f;
+	((float *) esmm_dataset_nums(&d.ds, 7))[1] = (float) (e - 1.0);
+	((float *) esmm_dataset_nums(&d.ds, C + 2))[1] = (float) -(e * e - 1.0);
+
+	esmm_schema_fit_stats(&s, &d.ds);
+	CHECK_NEAR(s.features[1].mean, 2.0, 1e-6, "standard mean");
+	CHECK_NEAR(s.features[1].std, sqrt(8.5), 1e-6, "standard std (population)");
+	CHECK_NEAR(s.features[2].mean, -1.0 / 3.0, 1e-6, "log mean");
+	CHECK_NEAR(s.features[2].std, sqrt(14.0) / 3.0, 1e-6, "log std");
+	CHECK(s.features[3].mean == 0.0f && s.features[3].std == 1.0f,
+		  "an all-NULL column: mean %g std %g", s.features[3].mean, s.features[3].std);
+	CHECK_NEAR(s.features[4].mean, 4.0, 1e-6, "constant column mean");
+	CHECK(s.features[4].std == 1.0f, "a constant 4 column: std %g", s.features[4].std);
+	CHECK(s.features[0].mean == 0.0f && s.features[0].std == 1.0f,
+		  "a categorical feature got statistics");
+
+	/* normalization uses them: sign(x) log1p(|x|), then standardized */
+	{
+		const esmm_feature *lg = &s.features[2];
+		double		mu = -1.0 / 3.0,
+					sd = sqrt(14.0) / 3.0;
+
+		CHECK_NEAR(esmm_feature_normalize(lg, -(float) (e * e - 1.0)), (-2.0 - mu) / sd, 1e-5,
+				   "log normalize of -(e^2-1)");
+		CHECK_NEAR(esmm_feature_normalize(lg, 3.0f), (log1p(3.0) - mu) / sd, 1e-5,
+				   "log normalize of 3");
+		CHECK_NEAR(esmm_feature_normalize(&s.features[1], 5.0f), (5.0 - 2.0) / sqrt(8.5), 1e-5,
+				   "standard normalize of 5");
+		CHECK(esmm_feature_normalize(lg, NAN) == 0.0f, "NULL normalizes to 0");
+	}
+	free_data(&d);
+
+	/*
+	 * A constant column of a value with no exact binary form: its variance
+	 * is 0, so its std must be the constant-column fallback 1, not the
+	 * rounding noise of sum(x^2)/n - mean^2 (which can be ~1e-4 here and
+	 * would blow any other value up by 10^4 at scoring time).
+	 */
+	{
+		esmm_schema s2;
+
+		memset(&s2, 0, sizeof(s2));
+		s2.n_features = 1;
+		set_feature(&s2.features[0], "k", ESMM_FEAT_NUMERIC, 0, 0);
+		s2.features[0].norm = ESMM_NORM_STANDARD;
+		memset(&d, 0, sizeof(d));
+		d.ds.n_nums = 1;
+		d.ds.n_labels = 2;
+		d.ds.n_rows = 2000;
+		d.ds.n_chunks = 1;
+		d.ds.chunks = d.chunks;
+		alloc_chunk(&d.chunks[0], &d.ds, 2000, 0);
+		for (size_t r = 0; r < 2000; r++)
+			d.chunks[0].nums[r] = 1000.1f;
+		esmm_schema_fit_stats(&s2, &d.ds);
+		CHECK_NEAR(s2.features[0].mean, 1000.1f, 1e-3, "constant 1000.1 mean");
+		CHECK(s2.features[0].std == 1.0f, "a constant 1000.1 column: std %g, not 1",
+			  s2.features[0].std);
+		free_data(&d);
+	}
+}
+
+/* ---------------------------------------------------------- validation */
+
+static void
+expect_rejected(const esmm_schema *s, const esmm_arch *a, esmm_model_kind kind,
+				const char *what)
+{
+	esmm_model *m = (esmm_model *) 1;	/* must come back NULL */
+	esmm_status st;
+	size_t		n = 12345;
+	esmm_code	rc;
+
+	esmm_status_clear(&st);
+	rc = esmm_model_create(&m, s, a, kind, &st);
+	CHECK(rc == ESMM_ERR_ARGUMENT && st.code == ESMM_ERR_ARGUMENT && st.msg[0] != '\0',
+		  "%s: create returned %d \"%s\"", what, (int) rc, st.msg);
+	CHECK(m == NULL, "%s: create left a model behind", what);
+	if (rc == ESMM_OK)
+		esmm_model_free(m);
+	esmm_status_clear(&st);
+	rc = esmm_model_plan(s, a, kind, &n, &st);
+	CHECK(rc == ESMM_ERR_ARGUMENT && st.msg[0] != '\0', "%s: plan returned %d \"%s\"",
+		  what, (int) rc, st.msg);
+}
+
+static void
+test_validation(void)
+{
+	esmm_schema s0,
+				s;
+	esmm_arch	a0,
+				a;
+	esmm_model *m = NULL;
+	esmm_status st;
+	size_t		n = 0;
+
+	make_schema(&s0);
+	make_arch(&a0, ESMM_LOSS_BCE, 0.0f);
+	esmm_status_clear(&st);
+
+	/* the good spec is accepted, and plan counts what create allocates */
+	CHECK(esmm_model_create(&m, &s0, &a0, ESMM_KIND_ESMM, &st) == ESMM_OK, "good spec: %s", st.msg);
+	CHECK(esmm_model_plan(&s0, &a0, ESMM_KIND_ESMM, &n, &st) == ESMM_OK && m != NULL &&
+		  n == m->n_params, "plan counts %zu parameters", n);
+	/* 8*3 + 6*2 + 7*2 table floats; ctr 7*4+4+4+4 + 4*3+3 + 3+1; cvr 9*4+4 + 4*3+3+3 + 3+1 */
+	if (m != NULL)
+	{
+		CHECK(m->n_embedding == 50, "table floats %zu", m->n_embedding);
+		CHECK(m->n_params == 50 + 59 + 62, "parameters %zu", m->n_params);
+		CHECK(m->n_state == 2 * 4 + 2 * 3, "state floats %zu", m->n_state);
+		CHECK(m->tower_in[0] == 7 && m->tower_in[1] == 9, "tower widths %u %u",
+			  m->tower_in[0], m->tower_in[1]);
+	}
+	esmm_model_free(m);
+
+	a = a0;
+	a.tower[ESMM_TOWER_CTR].n_layers = 0;
+	expect_rejected(&s0, &a, ESMM_KIND_ESMM, "0 layers");
+
+	a = a0;
+	a.tower[ESMM_TOWER_CVR].layers[2].units = 2;
+	expect_rejected(&s0, &a, ESMM_KIND_ESMM, "last layer of width 2");
+
+	a = a0;
+	a.tower[ESMM_TOWER_CVR].inputs[1] = 4;
+	expect_rejected(&s0, &a, ESMM_KIND_ESMM, "input 4 of 4 features");
+
+	a = a0;
+	a.tower[ESMM_TOWER_CTR].layers[1].dropout = 1.0f;
+	expect_rejected(&s0, &a, ESMM_KIND_ESMM, "dropout 1");
+
+	a = a0;
+	a.tower[ESMM_TOWER_CTR].layers[1].dropout = NAN;
+	expect_rejected(&s0, &a, ESMM_KIND_ESMM, "dropout NaN");
+
+	a = a0;
+	a.tower[ESMM_TOWER_CTR].layers[0].units = 0;
+	expect_rejected(&s0, &a, ESMM_KIND_ESMM, "a layer of width 0");
+
+	a = a0;
+	a.tower[ESMM_TOWER_CTR].layers[0].act = ESMM_ACT_COUNT;
+	expect_rejected(&s0, &a, ESMM_KIND_ESMM, "unknown activation");
+
+	a = a0;
+	a.tower[ESMM_TOWER_CTR].n_inputs = 0;
+	expect_rejected(&s0, &a, ESMM_KIND_ESMM, "no inputs");
+
+	a = a0;
+	a.tower[ESMM_TOWER_CVR].l2 = -1.0f;
+	expect_rejected(&s0, &a, ESMM_KIND_ESMM, "negative l2");
+
+	a = a0;
+	a.loss = 2;
+	expect_rejected(&s0, &a, ESMM_KIND_ESMM, "unknown loss");
+
+	a = a0;
+	a.loss_weights[1] = NAN;
+	expect_rejected(&s0, &a, ESMM_KIND_ESMM, "NaN loss weight");
+
+	s = s0;
+	s.features[3].n_buckets = 0;
+	expect_rejected(&s, &a0, ESMM_KIND_ESMM, "0 buckets");
+
+	s = s0;
+	s.features[0].dim = 0;
+	expect_rejected(&s, &a0, ESMM_KIND_ESMM, "embedding width 0");
+
+	s = s0;
+	s.features[2].std = 0.0f;
+	expect_rejected(&s, &a0, ESMM_KIND_ESMM, "std 0");
+
+	s = s0;
+	s.features[1].kind = 9;
+	expect_rejected(&s, &a0, ESMM_KIND_ESMM, "unknown feature kind");
+
+	s = s0;
+	s.features[1].name[0] = '\0';
+	expect_rejected(&s, &a0, ESMM_KIND_ESMM, "empty feature name");
+
+	s = s0;
+	s.n_features = 0;
+	expect_rejected(&s, &a0, ESMM_KIND_ESMM, "no features");
+
+	expect_rejected(&s0, &a0, ESMM_KIND_MMOE, "the mmoe kind");
+
+	/* a one-tower kind validates only its tower */
+	a = a0;
+	a.tower[ESMM_TOWER_CVR].n_layers = 0;
+	m = NULL;
+	CHECK(esmm_model_create(&m, &s0, &a, ESMM_KIND_ESMM_CTR, &st) == ESMM_OK && m != NULL &&
+		  !m->has_tower[ESMM_TOWER_CVR], "ctr-only with an empty cvr tower: %s", st.msg);
+	esmm_model_free(m);
+}
+
+void
+suite_model(void)
+{
+	test_gradients();
+	test_forward_backward_repeatable();
+	test_init();
+	test_sparse_updates();
+	test_training();
+	test_predict();
+	test_crash_prone();
+	test_fit_stats();
+	test_validation();
+}
