@@ -22,6 +22,7 @@
 #define ESMM_MAX_LAYERS 16      /* layers in one tower */
 #define ESMM_MAX_LABELS 8       /* labels (tasks) in one model */
 #define ESMM_NAME_LEN 64        /* column names; PostgreSQL's NAMEDATALEN */
+#define ESMM_MAX_EPOCHS 100000  /* train_args.epochs, and epochs in a model */
 
 /* ---------------------------------------------------------------- status */
 

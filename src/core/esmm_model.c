@@ -68,6 +68,13 @@ esmm_feature_normalize(const esmm_feature *f, float raw)
 	return v;
 }
 
+/* Feature f's transformed raw value v, before standardization. */
+static double
+stats_value(const esmm_feature *f, double v)
+{
+	return f->norm == ESMM_NORM_LOG ? copysign(log1p(fabs(v)), v) : v;
+}
+
 void
 esmm_schema_fit_stats(esmm_schema *schema, const esmm_dataset *ds)
 {
@@ -81,31 +88,37 @@ esmm_schema_fit_stats(esmm_schema *schema, const esmm_dataset *ds)
 	{
 		esmm_feature *feat = &schema->features[f];
 		double		sum = 0.0,
-					sumsq = 0.0;
+					mean,
+					ss = 0.0,
+					sd;
 		size_t		n = 0;
 
 		if (feat->kind != ESMM_FEAT_NUMERIC)
 			continue;
+		/* two passes: one pass (sum of squares minus squared mean) cancels
+		 * catastrophically on a near-constant column far from zero */
 		for (size_t r = 0; r < ds->n_rows; r++)
 		{
 			double		v = esmm_dataset_nums(ds, r)[slot[f]];
 
-			if (isnan(v))
-				continue;
-			if (feat->norm == ESMM_NORM_LOG)
-				v = copysign(log1p(fabs(v)), v);
-			sum += v;
-			sumsq += v * v;
-			n++;
+			if (!isnan(v))
+			{
+				sum += stats_value(feat, v);
+				n++;
+			}
 		}
-		feat->mean = n > 0 ? (float) (sum / n) : 0.0f;
+		mean = n > 0 ? sum / n : 0.0;
+		for (size_t r = 0; r < ds->n_rows; r++)
 		{
-			double		var = n > 0 ? sumsq / n - (sum / n) * (sum / n) : 0.0;
-			double		sd = var > 0.0 ? sqrt(var) : 0.0;
+			double		v = esmm_dataset_nums(ds, r)[slot[f]];
 
-			/* a constant column must not divide by zero */
-			feat->std = sd > 1e-12 ? (float) sd : 1.0f;
+			if (!isnan(v))
+				ss += (stats_value(feat, v) - mean) * (stats_value(feat, v) - mean);
 		}
+		sd = n > 0 ? sqrt(ss / n) : 0.0;
+		feat->mean = (float) mean;
+		/* a constant column (to float precision) must not divide by ~0 */
+		feat->std = sd > 1e-6 * fmax(1.0, fabs(mean)) ? (float) sd : 1.0f;
 	}
 }
 
@@ -548,6 +561,10 @@ esmm_model_train_begin(esmm_model *m, const esmm_optim_spec *optim,
 	esmm_code	rc;
 	float		m1_init = esmm_optim_m1_init(optim);
 
+	if (!m->has_tower[ESMM_TOWER_CTR])
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "a cvr-only model cannot be trained: its loss needs the ctr tower");
+	if (optim->kind > ESMM_OPTIM_RMSPROP)
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "unknown optimizer kind %u", optim->kind);
 	if ((rc = esmm_model_workspace(m, batch_size, st)) != ESMM_OK)
 		return rc;
 	free(m->grads);
@@ -924,6 +941,40 @@ esmm_loss_backward(esmm_model *m, const esmm_batch *batch)
 
 /* ------------------------------------------------------ training steps */
 
+/* Zeroes the gradient rows the last forward_backward touched, so that a
+ * second forward_backward without a step does not add to them. */
+static void
+clear_touched_grads(esmm_model *m)
+{
+	for (uint32_t i = 0; i < m->n_touched; i++)
+	{
+		uint32_t	f = m->touched_feature[i];
+		size_t		dim = m->schema.features[f].dim;
+
+		memset(m->grads + m->emb_off[f] + (size_t) m->touched_row[i] * dim, 0,
+			   dim * sizeof(float));
+		m->stamp[m->row_base[f] + m->touched_row[i]] = 0;
+	}
+	m->n_touched = 0;
+}
+
+/* The most table rows a batch can look up: one per id column and row,
+ * every array id, and an array feature's missing row per row. */
+static size_t
+batch_lookups(const esmm_model *m, const esmm_batch *batch)
+{
+	size_t		n = (size_t) batch->B * (m->n_ids + m->n_multi);
+
+	for (uint32_t k = 0; k < m->n_multi; k++)
+	{
+		const uint32_t *off = batch->multi_off + (size_t) k * (batch->B + 1);
+
+		if (off[batch->B] > off[0])
+			n += off[batch->B] - off[0];
+	}
+	return n;
+}
+
 double
 esmm_model_forward_backward(esmm_model *m, const esmm_batch *batch,
 							double *data_loss)
@@ -933,10 +984,13 @@ esmm_model_forward_backward(esmm_model *m, const esmm_batch *batch,
 				reg = 0.0;
 	size_t		dense = m->n_params - m->n_embedding;
 
+	/* the loss needs pctr: a CVR-only model (an export) cannot train */
+	if (!m->has_tower[ESMM_TOWER_CTR] || m->grads == NULL || B < 1 || B > m->max_B)
+		return NAN;
 	/* the dense region is small and always fully updated: clear it whole */
 	memset(m->grads + m->n_embedding, 0, dense * sizeof(float));
-	m->n_touched = 0;
-	if (!ensure_touched(m, (size_t) B * (m->n_ids + 1) + m->batch_multi_cap + B * (size_t) m->n_multi))
+	clear_touched_grads(m);
+	if (!ensure_touched(m, batch_lookups(m, batch)))
 		return NAN;
 
 	for (int t = 0; t < 2; t++)

@@ -486,6 +486,14 @@ mean_list(const uint32_t *offsets, int r, uint32_t *first)
 	return offsets[r + 1] > offsets[r] ? offsets[r + 1] - offsets[r] : 0;
 }
 
+/* A list id outside the table [0, missing_id] reads the missing row: the
+ * ids come from callers the core cannot vouch for. */
+static inline int32_t
+list_id(int32_t id, int32_t missing_id)
+{
+	return (id < 0 || id > missing_id) ? missing_id : id;
+}
+
 void
 esmm_embedding_mean_forward(float *out, const uint32_t *offsets,
 							const int32_t *ids, const float *table,
@@ -508,11 +516,11 @@ esmm_embedding_mean_forward(float *out, const uint32_t *offsets,
 			continue;
 		}
 		/* accumulate in place: out is the only memory we may use */
-		memcpy(o, table + (size_t) ids[first] * dim,
+		memcpy(o, table + (size_t) list_id(ids[first], missing_id) * dim,
 			   (size_t) dim * sizeof(float));
 		for (uint32_t k = 1; k < count; k++)
 		{
-			const float *t = table + (size_t) ids[first + k] * dim;
+			const float *t = table + (size_t) list_id(ids[first + k], missing_id) * dim;
 
 			for (int j = 0; j < dim; j++)
 				o[j] += t[j];
@@ -547,7 +555,7 @@ esmm_embedding_mean_backward(float *dtable, const float *dout,
 		w = 1.0f / (float) count;
 		for (uint32_t k = 0; k < count; k++)
 		{
-			float	   *t = dtable + (size_t) ids[first + k] * dim;
+			float	   *t = dtable + (size_t) list_id(ids[first + k], missing_id) * dim;
 
 			for (int j = 0; j < dim; j++)
 				t[j] += g[j] * w;

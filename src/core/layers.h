@@ -111,7 +111,7 @@ void		esmm_embedding_backward(float *dtable, const float *dout,
 /*
  * Mean-pooled multi-valued lookup: row b averages the rows
  * ids[offsets[b] .. offsets[b+1]-1]; an empty list gives the row
- * missing_id.  out[B, >=dim] (stride out_stride); offsets[B+1]; ids[...].
+ * missing_id, and so does an id outside [0, missing_id].  out[B, >=dim] (stride out_stride); offsets[B+1]; ids[...].
  */
 void		esmm_embedding_mean_forward(float *out, const uint32_t *offsets,
 										const int32_t *ids, const float *table,

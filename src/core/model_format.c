@@ -518,7 +518,10 @@ read_report(reader *r, esmm_report *rep, esmm_status *st)
 	rep->n_epochs = get_u32(r);
 	if (r->failed)
 		return esmm_fail(st, ESMM_ERR_FORMAT, "report section is truncated");
-	if (rep->n_epochs > (r->end - r->pos) / min_epoch)
+	/* each decoded epoch takes sizeof(esmm_history_epoch) bytes, far more
+	 * than its encoding: the cap keeps a crafted count from allocating
+	 * more than a few tens of MB */
+	if (rep->n_epochs > ESMM_MAX_EPOCHS || rep->n_epochs > (r->end - r->pos) / min_epoch)
 		return esmm_fail(st, ESMM_ERR_FORMAT, "report claims %u epochs in %zu bytes",
 						 rep->n_epochs, r->end - r->pos);
 	if (rep->n_epochs > 0)
@@ -637,7 +640,28 @@ esmm_model_decode(esmm_model **out, const uint8_t *buf, size_t len,
 		(rc = read_report(&sec, &rep, st)) != ESMM_OK)
 		goto fail;
 
-	/* model_create re-validates every count and width of the spec */
+	/*
+	 * The parameter count follows from the spec; check that the bytes that
+	 * remain can hold that many floats before allocating them, so that a
+	 * crafted header (a 2^30-row table, say) cannot ask for terabytes.
+	 * esmm_model_plan also re-validates every count and width of the spec.
+	 */
+	{
+		size_t		n_params;
+
+		if ((rc = esmm_model_plan(schema, &arch, (esmm_model_kind) kind, &n_params, st)) != ESMM_OK)
+		{
+			if (rc == ESMM_ERR_ARGUMENT)
+				rc = ESMM_ERR_FORMAT;
+			goto fail;
+		}
+		if (n_params > (r.end - r.pos) / sizeof(float))
+		{
+			rc = esmm_fail(st, ESMM_ERR_FORMAT, "the architecture needs %zu parameters, more than the %zu bytes left can hold",
+						   n_params, r.end - r.pos);
+			goto fail;
+		}
+	}
 	if ((rc = esmm_model_create(&m, schema, &arch, (esmm_model_kind) kind, st)) != ESMM_OK)
 	{
 		if (rc == ESMM_ERR_ARGUMENT)

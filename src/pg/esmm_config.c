@@ -37,7 +37,7 @@
 #define CFG_NAME_MAX		(ESMM_NAME_LEN - 1)
 #define CFG_MAX_UNITS		65536
 #define CFG_MAX_BATCH		1048576
-#define CFG_MAX_EPOCHS		100000
+#define CFG_MAX_EPOCHS		ESMM_MAX_EPOCHS
 #define CFG_MAX_BUCKETS		(INT64CONST(1) << 30)
 #define CFG_MAX_EMB_DIM		1024
 #define CFG_VALUE_CLIP		200 /* bytes of a value quoted in a message */

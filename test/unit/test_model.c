@@ -1268,28 +1268,168 @@ test_predict(void)
 	CHECK(in_range, "ctr-only pctr outside [0, 1]");
 	CHECK(product, "ctr-only model gives a pcvr or pctcvr that is not NaN");
 	esmm_model_free(ctr);
+
+	/* the CVR tower alone (an export): pcvr only */
+	{
+		esmm_model *cvr = NULL;
+		esmm_status st;
+
+		esmm_status_clear(&st);
+		if (esmm_model_create(&cvr, &s, &a, ESMM_KIND_ESMM_CVR, &st) != ESMM_OK ||
+			esmm_model_workspace(cvr, HB_ROWS, &st) != ESMM_OK)
+		{
+			CHECK(0, "cvr-only model: %s", st.msg);
+			esmm_model_free(cvr);
+			return;
+		}
+		esmm_model_init(cvr, SEED);
+		esmm_model_predict(cvr, &hb.b, pctr, pcvr, pctcvr);
+		in_range = 1;
+		product = 1;
+		for (int b = 0; b < HB_ROWS; b++)
+		{
+			in_range &= pcvr[b] >= 0.0f && pcvr[b] <= 1.0f;
+			product &= isnan(pctr[b]) && isnan(pctcvr[b]);
+		}
+		CHECK(in_range, "cvr-only pcvr outside [0, 1]");
+		CHECK(product, "cvr-only model gives a pctr or pctcvr that is not NaN");
+		esmm_model_free(cvr);
+	}
+}
+
+/*
+ * The tower inputs, from the schema's definition: each tower's features
+ * concatenated in its input order; a table's row (the missing row for
+ * NULL or an empty list, the mean of the rows for a list); a numeric
+ * value standardized, 0 for NULL, then its NULL indicator.
+ */
+static void
+test_input_assembly(void)
+{
+	esmm_schema s;
+	esmm_arch	a;
+	hand_batch	hb;
+	esmm_model *m = NULL;
+	esmm_status st;
+	float		p[HB_ROWS];
+	int			bad = 0;
+	double		worst = 0.0;
+
+	make_schema(&s);
+	make_arch(&a, ESMM_LOSS_BCE, 0.0f);
+	make_batch(&hb);
+	esmm_status_clear(&st);
+	if (esmm_model_create(&m, &s, &a, ESMM_KIND_ESMM, &st) != ESMM_OK ||
+		esmm_model_workspace(m, HB_ROWS, &st) != ESMM_OK)
+	{
+		CHECK(0, "create: %s", st.msg);
+		esmm_model_free(m);
+		return;
+	}
+	esmm_model_init(m, SEED);
+	esmm_model_predict(m, &hb.b, p, NULL, NULL);
+	for (int t = 0; t < 2; t++)
+	{
+		const esmm_tower_spec *tw = &a.tower[t];
+		const uint32_t D = m->tower_in[t];
+
+		for (int b = 0; b < HB_ROWS; b++)
+		{
+			uint32_t	c = 0;
+
+			for (uint32_t i = 0; i < tw->n_inputs; i++)
+			{
+				uint32_t	f = tw->inputs[i];
+				const esmm_feature *ft = &s.features[f];
+				double		want[4] = {0, 0, 0, 0};
+				uint32_t	w = ft->kind == ESMM_FEAT_NUMERIC ? 2 : ft->dim;
+
+				if (ft->kind == ESMM_FEAT_NUMERIC)
+				{
+					float		raw = hb.nums[b];
+
+					want[0] = isnan(raw) ? 0.0 : (raw - 0.5) / 2.0;
+					want[1] = isnan(raw) ? 1.0 : 0.0;
+				}
+				else
+				{
+					uint32_t	lo,
+								hi;
+					int32_t		one;
+					const int32_t *ids;
+
+					if (ft->kind == ESMM_FEAT_CATEGORICAL)
+					{
+						one = hb.ids[b * 2 + (f == 0 ? 0 : 1)];
+						ids = &one;
+						lo = 0;
+						hi = 1;
+					}
+					else
+					{
+						ids = hb.multi_ids;
+						lo = hb.multi_off[b];
+						hi = hb.multi_off[b + 1];
+						if (lo == hi)
+						{
+							one = (int32_t) ft->n_buckets;
+							ids = &one;
+							lo = 0;
+							hi = 1;
+						}
+					}
+					for (uint32_t k = lo; k < hi; k++)
+						for (uint32_t j = 0; j < ft->dim; j++)
+							want[j] += m->params[m->emb_off[f] + (size_t) ids[k] * ft->dim + j] /
+								(double) (hi - lo);
+				}
+				for (uint32_t j = 0; j < w; j++)
+				{
+					double		err = fabs(m->input[t][(size_t) b * D + c + j] - want[j]);
+
+					bad += !(err <= 1e-6);
+					worst = fmax(worst, err);
+				}
+				c += w;
+			}
+			bad += c != D;
+		}
+	}
+	CHECK(bad == 0, "%d tower inputs differ from the schema's definition (worst by %g)", bad, worst);
+	esmm_model_free(m);
 }
 
 /* --------------------------------------------------- crash-prone paths */
 
-/* A CVR-only model is a kind esmm_model_create accepts: one training step
- * must not crash and must give a finite objective. */
+/*
+ * A CVR-only model is a kind esmm_model_create accepts, but its loss needs
+ * pctr: training must be refused with a message, or else work; it must
+ * never crash (it once read the missing CTR tower's NULL logits).
+ */
 static int
 cvr_only_step(void *arg)
 {
 	esmm_schema s;
 	esmm_arch	a;
 	hand_batch	hb;
-	esmm_model *m;
+	esmm_model *m = NULL;
+	esmm_status st;
+	esmm_optim_spec o;
+	esmm_code	rc;
 	double		l;
 
 	(void) arg;
 	make_schema(&s);
 	make_arch(&a, ESMM_LOSS_BCE, 0.0f);
 	make_batch(&hb);
-	m = new_model(&s, &a, ESMM_KIND_ESMM_CVR, ESMM_OPTIM_ADAM, 0.0f, HB_ROWS, SEED);
-	if (m == NULL)
+	esmm_status_clear(&st);
+	if (esmm_model_create(&m, &s, &a, ESMM_KIND_ESMM_CVR, &st) != ESMM_OK)
 		return 2;
+	esmm_model_init(m, SEED);
+	esmm_optim_defaults(&o, ESMM_OPTIM_ADAM);
+	rc = esmm_model_train_begin(m, &o, HB_ROWS, SEED, &st);
+	if (rc != ESMM_OK)
+		return rc == ESMM_ERR_ARGUMENT && st.msg[0] != '\0' ? 0 : 5;
 	l = esmm_model_forward_backward(m, &hb.b, NULL);
 	esmm_model_step(m);
 	return isfinite(l) ? 0 : 3;
@@ -1347,7 +1487,7 @@ long_lists_step(void *arg)
 static void
 test_crash_prone(void)
 {
-	survives_in_child(cvr_only_step, NULL, "cvr-only forward_backward");
+	survives_in_child(cvr_only_step, NULL, "cvr-only training");
 	survives_in_child(long_lists_step, NULL, "forward_backward with 100-id lists");
 }
 
@@ -1605,6 +1745,7 @@ suite_model(void)
 	test_sparse_updates();
 	test_training();
 	test_predict();
+	test_input_assembly();
 	test_crash_prone();
 	test_fit_stats();
 	test_validation();

@@ -281,6 +281,48 @@ test_defaults(void)
 	CHECK(esmm_optim_m1_init(&o) == 0.0f, "rmsprop m1 init %g", esmm_optim_m1_init(&o));
 }
 
+/*
+ * With epsilon 1e-7 it hardly matters where epsilon sits; with 0.5 it
+ * does.  One step (t = 1, g = 0.5) of each rule as optim.h writes it:
+ * epsilon added to the square root, not under it.  (Keras 3 puts it
+ * under the root for adagrad and rmsprop, and leaves Adam's unscaled by
+ * the bias correction; optim.h's rules are what is pinned here.)
+ */
+static void
+test_epsilon_placement(void)
+{
+	float		w,
+				a,
+				b;
+	const float g = 0.5f;
+	esmm_optim_spec o;
+
+	o = spec_for(ESMM_OPTIM_ADAM, 0.1f);
+	o.epsilon = 0.5f;
+	w = 1.0f;
+	a = b = 0.0f;
+	esmm_optim_step(&o, &w, &g, &a, &b, 1, 1);
+	/* mhat = 0.5, vhat = 0.25 */
+	CHECK_CLOSE(w, 1.0 - 0.1 * 0.5 / (0.5 + 0.5), "adam, epsilon 0.5");
+
+	o = spec_for(ESMM_OPTIM_ADAGRAD, 0.1f);
+	o.epsilon = 0.5f;
+	w = 1.0f;
+	a = esmm_optim_m1_init(&o);
+	b = 0.0f;
+	esmm_optim_step(&o, &w, &g, &a, &b, 1, 1);
+	/* acc = 0.1 + 0.25 */
+	CHECK_CLOSE(w, 1.0 - 0.1 * 0.5 / (sqrt(0.35) + 0.5), "adagrad, epsilon 0.5");
+
+	o = spec_for(ESMM_OPTIM_RMSPROP, 0.1f);
+	o.epsilon = 0.5f;
+	w = 1.0f;
+	a = b = 0.0f;
+	esmm_optim_step(&o, &w, &g, &a, &b, 1, 1);
+	/* ms = 0.1 * 0.25 */
+	CHECK_CLOSE(w, 1.0 - 0.1 * 0.5 / (sqrt(0.025) + 0.5), "rmsprop, epsilon 0.5");
+}
+
 /* A zero gradient must not move anything, whatever the optimizer. */
 static void
 test_zero_gradient(void)
@@ -311,5 +353,6 @@ suite_optim(void)
 	test_rmsprop();
 	test_regularizers();
 	test_defaults();
+	test_epsilon_placement();
 	test_zero_gradient();
 }
