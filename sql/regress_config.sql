@@ -383,3 +383,18 @@ SELECT esmm_config_check('{"ctr_label_name": "click", "cvr_label_name": "buy",
                            "inputs": {"exclude": ["id"], "groups": {"cvr": ["a", "id"]}}}');
 SELECT esmm_config_check('{"ctr_label_name": "click", "cvr_label_name": "buy",
                            "inputs": {"defs": [{"name": "a"}], "exclude": ["a"]}}');
+
+-- seed 000's whole document, pasted as written, trains: without an
+-- inputs section every column but its labels (is_kg, is_dapan) is a feature
+CREATE TEMP TABLE kg AS
+SELECT g % 7 AS age_level, g % 2 AS sex, g % 5 AS degree, (g % 11)::float8 AS log_days,
+       (g % 7 < 3)::int AS is_kg, (g % 7 < 3 AND g % 3 = 0)::int AS is_dapan
+FROM generate_series(1, 1000) g;
+SET client_min_messages = warning;
+SELECT esmm_model_info(m)->'labels' AS labels,
+       esmm_model_info(m)->'config'->'model_args'->'ctr_dnn_hidden_act' AS act,
+       esmm_model_info(m)->'config'->'model_args'->'cvr_dnn_l2_reg' AS l2,
+       jsonb_array_length(esmm_model_info(m)->'features') AS features,
+       esmm_model_info(m)->'report'->>'rows_trained' AS rows_trained
+FROM (SELECT esmm_train(k, (SELECT cfg FROM seed)) AS m FROM kg k) s;
+RESET client_min_messages;

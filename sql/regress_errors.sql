@@ -26,7 +26,9 @@ FROM (SELECT id, a, b, CASE WHEN id = 50 THEN 'NaN'::float8 ELSE x END AS x, cli
 -- NULL labels are skipped and counted; no usable row gives NULL
 SELECT esmm_model_info(esmm_train(t, :'base'))->'report'->>'rows_null_label' AS null_labels
 FROM (SELECT id, a, b, x, CASE WHEN id <= 10 THEN NULL ELSE click END AS click, conv FROM t) t;
+SET client_min_messages = notice;
 SELECT esmm_train(t, :'base') IS NULL AS null_model FROM (SELECT id, a, b, x, NULL::int AS click, conv FROM t) t;
+SET client_min_messages = warning;
 -- a single class still trains, with a warning
 SELECT esmm_train(t, :'base') IS NOT NULL AS trained FROM (SELECT id, a, b, x, click, 0 AS conv FROM t) t;
 -- memory limits, before allocating
@@ -34,8 +36,18 @@ SET esmm.max_memory = '64kB';
 SELECT esmm_train(t, :'base') FROM t;
 RESET esmm.max_memory;
 SELECT esmm_train(t, '{"ctr_label_name": "click", "cvr_label_name": "conv", "inputs": {"defs": [{"name": "b", "hash_buckets": 1073741824, "embedding_dim": 1024}]}}') FROM t;
--- a config must be given
+-- a config must be given, and leave features
 SELECT esmm_train(t, NULL) FROM t;
+SELECT esmm_train(t, '{"ctr_label_name": "click", "cvr_label_name": "conv", "inputs": {"exclude": ["id", "a", "b", "x", "ts"]}}') FROM t;
+-- at most 128 features
+DO $$ BEGIN EXECUTE 'CREATE TABLE wide AS SELECT 1 AS click, 0 AS conv, '
+  || (SELECT string_agg(format('%s AS c%s', g, g), ', ') FROM generate_series(1, 129) g); END $$;
+SELECT esmm_train(w, '{"ctr_label_name": "click", "cvr_label_name": "conv"}') FROM wide w;
+-- options of the evaluation loop are checked, and said to be not applied yet
+SET client_min_messages = notice;
+SELECT esmm_train(t, (:'base')::jsonb || '{"train_args": {"validation_fraction": 0.2}}')
+FROM (SELECT id, a, b, x, CASE WHEN id = 2 THEN 3 ELSE click END AS click, conv FROM t ORDER BY id) t;
+SET client_min_messages = warning;
 
 -- scoring: the row must carry the model's columns, with their types
 SELECT * FROM esmm_predict((SELECT model FROM m), (SELECT r FROM (SELECT 1 AS a, 'x'::text AS b) r));

@@ -257,11 +257,6 @@ esmm_schema_resolve(esmm_schema *schema, esmm_arch *arch,
 						 errhint("Group members must be features defined in inputs.defs.")));
 			tw->inputs[tw->n_inputs++] = (uint16_t) f;
 		}
-		if (tw->n_inputs == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("group \"%s\" is empty", group_names[t]),
-					 errhint("Each tower needs at least one feature.")));
 	}
 }
 
