@@ -16,7 +16,7 @@ REGRESS_OPTS = --inputdir=. --load-extension=esmm
 
 # OpenBLAS built for OpenMP: it then shares libgomp's thread pool with our
 # own parallel regions, whose threads we create with every signal blocked
-# (src/pg/esmm_threads.c).  The pthread build starts its own threads at
+# (esmm_threads_prepare in src/pg/esmm_pg.c).  The pthread build starts its own threads at
 # load time, with the backend's signal mask, so it is not used.
 OPENBLAS_LIB = /usr/lib/x86_64-linux-gnu/openblas-openmp
 OPENBLAS_INC = /usr/include/x86_64-linux-gnu/openblas-openmp

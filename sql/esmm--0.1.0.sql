@@ -12,7 +12,8 @@ CREATE AGGREGATE esmm_train(record, jsonb) (
 	SFUNC = esmm_train_sfunc,
 	STYPE = internal,
 	FINALFUNC = esmm_train_final,
-	FINALFUNC_MODIFY = READ_WRITE
+	FINALFUNC_MODIFY = READ_WRITE,
+	PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE esmm_train(record, jsonb) IS
 	'trains an ESMM model (CTR and CVR towers over shared embeddings) on whole rows; the jsonb config names the columns; returns the model as bytea';
@@ -35,7 +36,7 @@ COMMENT ON FUNCTION esmm_predict(bytea, record) IS
 	'scores one row with an ESMM model: pCTR, pCVR and pCTCVR = pCTR * pCVR; features are found by column name';
 
 CREATE FUNCTION esmm_model_info(model bytea) RETURNS jsonb
-	AS 'MODULE_PATHNAME' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION esmm_model_info(bytea) IS
 	'describes a model: kind, feature schema with normalization statistics, parameter counts, normalized config and training report';
 
@@ -62,12 +63,16 @@ COMMENT ON FUNCTION esmm_auc_final(internal) IS
 CREATE AGGREGATE auc(double precision, boolean) (
 	SFUNC = esmm_auc_sfunc_bool,
 	STYPE = internal,
-	FINALFUNC = esmm_auc_final
+	FINALFUNC = esmm_auc_final,
+	FINALFUNC_MODIFY = READ_WRITE,
+	PARALLEL = SAFE
 );
 CREATE AGGREGATE auc(double precision, bigint) (
 	SFUNC = esmm_auc_sfunc_int,
 	STYPE = internal,
-	FINALFUNC = esmm_auc_final
+	FINALFUNC = esmm_auc_final,
+	FINALFUNC_MODIFY = READ_WRITE,
+	PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE auc(double precision, boolean) IS
 	'exact ROC AUC with ties counted as half; NULL when the labels have one class';

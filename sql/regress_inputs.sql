@@ -59,3 +59,19 @@ FROM variants v,
                 'train_args', jsonb_build_object('epochs', 4, 'batch_size', 128, 'seed', 5) || v.cfg)) AS model
               FROM ev e) t
 ORDER BY v.name;
+
+-- char(n) hashes without its padding: text and other widths score alike
+CREATE TABLE padded AS
+SELECT g AS id, ('k' || (g % 6))::char(4) AS code, (g % 6 < 2)::int AS click, 0 AS conv
+FROM generate_series(1, 600) g;
+CREATE TABLE padded_model AS
+SELECT esmm_train(p, '{"ctr_label_name": "click", "cvr_label_name": "conv",
+                       "inputs": {"exclude": ["id"]}, "ctr_dnn_units": [4], "cvr_dnn_units": [4],
+                       "train_args": {"epochs": 2, "batch_size": 32}}') AS model
+FROM padded p;
+SELECT count(*) AS codes,
+       bool_and(a.pctr = b.pctr AND a.pctr = c.pctr) AS same_scores
+FROM (SELECT DISTINCT code FROM padded) d,
+     LATERAL esmm_predict((SELECT model FROM padded_model), (SELECT r FROM (SELECT d.code) r)) a,
+     LATERAL esmm_predict((SELECT model FROM padded_model), (SELECT r FROM (SELECT rtrim(d.code)::text AS code) r)) b,
+     LATERAL esmm_predict((SELECT model FROM padded_model), (SELECT r FROM (SELECT d.code::char(8) AS code) r)) c;

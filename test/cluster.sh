@@ -20,7 +20,7 @@ start)
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	[ "$(id -u)" = 0 ] && chown postgres "$dir" "$root/.tmp"
-	as_owner "$bindir/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
+	as_owner "$bindir/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >/dev/null
 	cat >>"$dir/data/postgresql.conf" <<CONF
 port = $port
 listen_addresses = ''

@@ -65,7 +65,7 @@ typedef enum esmm_act
 {
 	ESMM_ACT_NONE = 0,
 	ESMM_ACT_RELU,
-	ESMM_ACT_LRELU,             /* slope 0.2 below zero, as Keras' LeakyReLU */
+	ESMM_ACT_LRELU,             /* slope 0.2 below zero, as tf.nn.leaky_relu */
 	ESMM_ACT_SIGMOID,
 	ESMM_ACT_TANH,
 	ESMM_ACT_ELU,               /* alpha 1 */

@@ -1191,6 +1191,12 @@ esmm_model_train(esmm_model *m, const esmm_dataset *ds,
 
 			if ((rc = esmm_batch_gather(m, ds, perm + start, B, &batch, st)) != ESMM_OK)
 				break;
+			/* forward_backward returns NaN when this fails; say why here */
+			if (!ensure_touched(m, batch_lookups(m, &batch)))
+			{
+				rc = esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for the rows a batch touches");
+				break;
+			}
 			if (!isfinite(esmm_model_forward_backward(m, &batch, &data_loss)) ||
 				!isfinite(data_loss))
 			{

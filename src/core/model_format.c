@@ -752,5 +752,8 @@ fail:
 	free(schema);
 	free(rep.epochs);
 	esmm_model_free(m);
+	/* a spec that validation rejects is a malformed model here */
+	if (st != NULL)
+		st->code = rc;
 	return rc;
 }

@@ -36,7 +36,9 @@
  *
  * The decoder checks every length and count against the bytes that
  * remain before it allocates or reads, so a crafted bytea cannot make it
- * allocate more than the bytea's own size, nor read outside it.
+ * read outside it, nor allocate more than its own size for the parameters
+ * and statistics; the decoded history takes at most ESMM_MAX_EPOCHS
+ * entries (about 68 MB at worst).
  */
 #ifndef ESMM_MODEL_FORMAT_H
 #define ESMM_MODEL_FORMAT_H

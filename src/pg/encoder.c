@@ -6,6 +6,7 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -26,10 +27,11 @@ typedef enum type_class
 	TC_TEXT_ARRAY
 } type_class;
 
+/* What a base type (never a domain: callers resolve those) can feed. */
 static type_class
 classify_type(Oid type)
 {
-	switch (getBaseType(type))
+	switch (type)
 	{
 		case INT2OID:
 		case INT4OID:
@@ -287,11 +289,12 @@ esmm_encoder_bind(esmm_encoder *enc, const esmm_schema *schema,
 	memset(enc, 0, sizeof(*enc));
 	enc->skip_bad_rows = skip;
 	enc->schema = schema;
-	enc->rowtype = rowtype;
 	enc->rowtypmod = typmod;
+	enc->rowtype_id = assign_record_type_identifier(rowtype, typmod);
 	enc->mcxt = mcxt;
 	enc->tupdesc = CreateTupleDescCopy(td);
 	ReleaseTupleDesc(td);
+	enc->rowtype = InvalidOid;	/* set last: a failed bind must not match */
 	enc->values = palloc(sizeof(Datum) * Max(enc->tupdesc->natts, 1));
 	enc->nulls = palloc(sizeof(bool) * Max(enc->tupdesc->natts, 1));
 	MemoryContextSwitchTo(old);
@@ -337,14 +340,18 @@ esmm_encoder_bind(esmm_encoder *enc, const esmm_schema *schema,
 		check_label_type(enc->tupdesc, enc->label_attnum[i], schema->labels[i]);
 		enc->label_type[i] = column_type(enc->tupdesc, enc->label_attnum[i]);
 	}
+	enc->rowtype = rowtype;
 }
 
 bool
 esmm_encoder_matches(const esmm_encoder *enc, HeapTupleHeader tup)
 {
+	/* the identifier changes when ALTER TABLE changes the row type, which
+	 * a cache living across statements (PL/pgSQL) would otherwise miss */
 	return enc->tupdesc != NULL &&
 		HeapTupleHeaderGetTypeId(tup) == enc->rowtype &&
-		HeapTupleHeaderGetTypMod(tup) == enc->rowtypmod;
+		HeapTupleHeaderGetTypMod(tup) == enc->rowtypmod &&
+		assign_record_type_identifier(enc->rowtype, enc->rowtypmod) == enc->rowtype_id;
 }
 
 /* -------------------------------------------------------------- encode */
@@ -425,9 +432,13 @@ encode_id(esmm_encoder *enc, uint32_t f, Datum d, Oid type)
 		default:
 			{
 				text	   *t = DatumGetTextPP(d);
+				int			len = VARSIZE_ANY_EXHDR(t);
 
-				h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(t),
-										VARSIZE_ANY_EXHDR(t), 0);
+				/* char(n)'s padding is not part of the value: 'a'::char(4)
+				 * and 'a'::text fall in the same bucket, as in hashbpchar */
+				if (type == BPCHAROID)
+					len = bpchartruelen(VARDATA_ANY(t), len);
+				h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(t), len, 0);
 				break;
 			}
 	}
@@ -544,4 +555,56 @@ esmm_encode_row(esmm_encoder *enc, HeapTupleHeader tup, int32_t *ids,
 		}
 	}
 	return ESMM_ROW_OK;
+}
+
+/* ------------------------------------------------------ model schemas */
+
+/* A stored column name must be valid in the database encoding before any
+ * message quotes it. */
+static void
+check_name_encoding(const char *name)
+{
+	if (!pg_verify_mbstr(GetDatabaseEncoding(), name, (int) strlen(name), true))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("invalid esmm model: a column name is not valid in the database encoding")));
+}
+
+void
+esmm_schema_check(const esmm_schema *schema)
+{
+	for (uint32_t f = 0; f < schema->n_features; f++)
+	{
+		const esmm_feature *ft = &schema->features[f];
+		type_class	tc = classify_type(ft->src_type);
+		bool		ok;
+
+		check_name_encoding(ft->name);
+		switch (ft->kind)
+		{
+			case ESMM_FEAT_NUMERIC:
+				ok = tc == TC_INT || tc == TC_FLOAT;
+				break;
+			case ESMM_FEAT_MULTI:
+				ok = tc == TC_INT_ARRAY || tc == TC_TEXT_ARRAY;
+				break;
+			default:
+				ok = tc == TC_INT || tc == TC_TEXT || tc == TC_BOOL;
+		}
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("invalid esmm model: feature \"%s\" has column type %u, which its kind cannot have",
+							ft->name, ft->src_type)));
+	}
+	for (uint32_t i = 0; i < schema->n_labels; i++)
+	{
+		check_name_encoding(schema->labels[i]);
+		if (schema->label_src_type[i] != BOOLOID &&
+			classify_type(schema->label_src_type[i]) != TC_INT)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("invalid esmm model: label \"%s\" has column type %u",
+							schema->labels[i], schema->label_src_type[i])));
+	}
 }

@@ -33,6 +33,7 @@ typedef struct esmm_encoder
 	const esmm_schema *schema;	/* not owned */
 	Oid			rowtype;		/* the bound row type */
 	int32		rowtypmod;
+	uint64		rowtype_id;		/* its typcache identifier: changes with ALTER */
 	TupleDesc	tupdesc;		/* a copy, in mcxt */
 	MemoryContext mcxt;
 	int			attnum[ESMM_MAX_FEATURES];	/* 0-based, per feature */
@@ -90,6 +91,15 @@ bool		esmm_encoder_matches(const esmm_encoder *enc, HeapTupleHeader tup);
 esmm_row_status esmm_encode_row(esmm_encoder *enc, HeapTupleHeader tup,
 								int32_t *ids, float *nums, esmm_idbuf *multi,
 								uint32_t *multi_counts, float *labels);
+
+/*
+ * Checks what the core stores but cannot judge: every column name is valid
+ * in the database encoding, and every column type in a
+ * decoded model's schema is one the encoder supports for its kind.  An
+ * ERROR "invalid esmm model: ..." otherwise, since only a crafted or
+ * corrupted model can fail it.
+ */
+void		esmm_schema_check(const esmm_schema *schema);
 
 /* Appends n ids to buf. */
 void		esmm_idbuf_append(esmm_idbuf *buf, const int32_t *ids, size_t n);

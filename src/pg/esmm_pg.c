@@ -7,12 +7,15 @@
 #include <omp.h>
 #include <cblas.h>
 
+#include "common/jsonapi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "port/pg_crc32c.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "encoder.h"
 #include "esmm_pg.h"
 #include "model_format.h"
 
@@ -148,18 +151,57 @@ esmm_pg_crc32c(const void *data, size_t len)
 	return crc;
 }
 
+/* The config section is opaque to the core; esmm_model_info embeds it in
+ * jsonb, so a corrupted one must fail here, as an invalid model. */
+static void
+esmm_config_check_json(const esmm_model *m)
+{
+	JsonLexContext *lex;
+
+	if (pg_verify_mbstr(GetDatabaseEncoding(), m->config_json, (int) m->config_len, true) &&
+		(lex = makeJsonLexContextCstringLen(m->config_json, (int) m->config_len,
+											GetDatabaseEncoding(), false)) != NULL &&
+		pg_parse_json(lex, &nullSemAction) == JSON_SUCCESS)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("invalid esmm model: the config section is not valid JSON")));
+}
+
+/* Metric names end up as jsonb keys in esmm_model_info: they must be
+ * valid in the database encoding. */
+static void
+esmm_report_check(const esmm_report *r)
+{
+	for (uint32_t e = 0; e < r->n_epochs; e++)
+		for (uint32_t k = 0; k < r->epochs[e].n_metrics; k++)
+		{
+			const char *name = r->epochs[e].metric_names[k];
+
+			if (!pg_verify_mbstr(GetDatabaseEncoding(), name, (int) strlen(name), true))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("invalid esmm model: a metric name is not valid in the database encoding")));
+		}
+}
+
 esmm_model_handle *
 esmm_model_from_bytea(bytea *b, int max_B, MemoryContext cxt)
 {
 	esmm_status st;
-	esmm_model *m = NULL;
+	esmm_model *m;
 	esmm_model_handle *h;
 
 	esmm_status_clear(&st);
-	if (esmm_model_decode(&m, (const uint8_t *) VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b),
+	/* the handle exists before the model, so no ERROR can orphan it */
+	h = esmm_handle_new(NULL, cxt);
+	if (esmm_model_decode(&h->model, (const uint8_t *) VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b),
 						  esmm_pg_crc32c, 0, &st) != ESMM_OK)
 		esmm_report_status(&st);
-	h = esmm_handle_new(m, cxt);
+	m = h->model;
+	esmm_schema_check(&m->schema);
+	esmm_report_check(&m->report);
+	esmm_config_check_json(m);
 	if (esmm_model_workspace(m, max_B, &st) != ESMM_OK)
 		esmm_report_status(&st);
 	return h;

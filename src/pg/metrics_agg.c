@@ -51,7 +51,17 @@ auc_accumulate(FunctionCallInfo fcinfo, int label)
 	s = PG_ARGISNULL(0) ? MemoryContextAllocZero(aggcxt, sizeof(auc_state)) :
 		(auc_state *) PG_GETARG_POINTER(0);
 	if (!PG_ARGISNULL(1) && label >= 0)
-		score_list_push(&s->cls[label], PG_GETARG_FLOAT8(1), aggcxt);
+	{
+		double		score = PG_GETARG_FLOAT8(1);
+
+		/* NaN has no place in a ranking, and would break the sort */
+		if (isnan(score))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("auc score is NaN"),
+					 errhint("Scores must be numbers; filter out or replace NaN scores.")));
+		score_list_push(&s->cls[label], score, aggcxt);
+	}
 	PG_RETURN_POINTER(s);
 }
 

@@ -180,8 +180,13 @@ esmm_train_sfunc(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("esmm_train_sfunc called in non-aggregate context")));
 	s = PG_ARGISNULL(0) ? NULL : (esmm_train_state *) PG_GETARG_POINTER(0);
+	/* a NULL row (an outer join's, say) carries nothing to train on */
 	if (PG_ARGISNULL(1))
+	{
+		if (s == NULL)
+			PG_RETURN_NULL();
 		PG_RETURN_POINTER(s);
+	}
 	if (s == NULL && PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -347,9 +352,11 @@ esmm_train_final(PG_FUNCTION_ARGS)
 				 errmsg("model of %zu parameters would exceed the 1 GB bytea limit", n_params),
 				 errhint("Use fewer hash buckets or narrower embeddings.")));
 
-	if (esmm_model_create(&m, &s->schema, &s->arch, ESMM_KIND_ESMM, &st) != ESMM_OK)
+	/* the handle exists before the model, so no ERROR can orphan it */
+	h = esmm_handle_new(NULL, CurrentMemoryContext);
+	if (esmm_model_create(&h->model, &s->schema, &s->arch, ESMM_KIND_ESMM, &st) != ESMM_OK)
 		esmm_report_status(&st);
-	h = esmm_handle_new(m, CurrentMemoryContext);
+	m = h->model;
 	cfg_text = JsonbToCString(NULL, &s->cfg.normalized->root, VARSIZE(s->cfg.normalized));
 	if (esmm_model_set_config(m, cfg_text, strlen(cfg_text), &st) != ESMM_OK)
 		esmm_report_status(&st);
