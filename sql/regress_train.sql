@@ -51,3 +51,19 @@ SELECT auc(s, l) FROM (VALUES (0.1, 1), (0.2, 1)) v(s, l);
 
 -- the config check returns the normalized config
 SELECT esmm_config_check('{"ctr_label_name": "a", "cvr_label_name": "b"}')->'train_args'->'optimizer' AS optimizer;
+
+-- a model that changes from row to row is never served from a stale cache:
+-- two small models (stored inline) crossed with rows score exactly as each
+-- model alone does
+CREATE TABLE two_models AS
+SELECT s AS seed, esmm_train(c, jsonb_build_object('ctr_label_name', 'click', 'cvr_label_name', 'conversion',
+         'inputs', '{"exclude": ["id"], "default_hash_buckets": 4, "default_embedding_dim": 2}'::jsonb,
+         'ctr_dnn_units', '[2]'::jsonb, 'cvr_dnn_units', '[2]'::jsonb,
+         'train_args', jsonb_build_object('epochs', 1, 'seed', s))) AS model
+FROM generate_series(1, 2) s, clicks c GROUP BY s;
+SELECT bool_and(pg_column_size(model) < 2000) AS stored_inline FROM two_models;
+SELECT count(*) AS pairs,
+       bool_and(p.pctr = (SELECT q.pctr FROM esmm_predict((SELECT model FROM two_models WHERE seed = m.seed), c) q)) AS each_its_own
+FROM two_models m, (SELECT * FROM clicks WHERE id <= 20) c, LATERAL esmm_predict(m.model, c) p;
+SELECT count(DISTINCT p.pctr) > 20 AS models_differ
+FROM two_models m, (SELECT * FROM clicks WHERE id <= 20) c, LATERAL esmm_predict(m.model, c) p;

@@ -2,10 +2,15 @@
  * predict.c: esmm_predict(bytea, record) -> (pctr, pcvr, pctcvr).
  *
  * The decoded model and the row binding are cached in fn_extra for the
- * query.  The cache key is the model's TOAST pointer when the bytea is
- * stored out of line (a model read from a table is then never detoasted
- * per row), and otherwise its bytes: same address and header, or equal
- * contents, so that a changed bytea is never served stale.
+ * query, and a changed bytea is never served stale:
+ *  - a model argument the planner knows to be stable (a constant or an
+ *    external parameter) cannot change during the query, so it is decoded
+ *    once and never compared again;
+ *  - a model stored out of line (read from a table) is keyed by its TOAST
+ *    pointer, which names the stored value exactly, and is never detoasted
+ *    per row;
+ *  - anything else is compared byte for byte with the cached copy: such
+ *    values are inline, so small.
  */
 #include "postgres.h"
 
@@ -18,17 +23,15 @@
 
 #include "encoder.h"
 #include "esmm_pg.h"
-#include "model_format.h"
 
 typedef struct predict_cache
 {
 	MemoryContext mcxt;			/* everything below; reset on a new model */
 	bool		valid;
+	bool		arg_stable;		/* the model argument is a Const or Param */
 	bool		key_is_toast;
 	struct varatt_external toast;
-	const void *key_ptr;
 	Size		key_len;
-	uint8		key_header[ESMM_HEADER_SIZE];
 	char	   *key_copy;		/* [key_len] the model's bytes */
 	esmm_model_handle *h;
 	esmm_encoder enc;
@@ -50,6 +53,7 @@ cache_get(FunctionCallInfo fcinfo)
 		c = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(*c));
 		c->mcxt = AllocSetContextCreate(fcinfo->flinfo->fn_mcxt, "esmm predict cache",
 										ALLOCSET_DEFAULT_SIZES);
+		c->arg_stable = get_fn_expr_arg_stable(fcinfo->flinfo, 0);
 		fcinfo->flinfo->fn_extra = c;
 	}
 	return c;
@@ -60,8 +64,9 @@ cache_hit(const predict_cache *c, Datum raw, bytea **detoasted)
 {
 	struct varlena *v = (struct varlena *) DatumGetPointer(raw);
 	bytea	   *b;
-	Size		len;
 
+	if (c->valid && c->arg_stable)
+		return true;
 	if (VARATT_IS_EXTERNAL_ONDISK(v))
 	{
 		struct varatt_external toast;
@@ -73,15 +78,8 @@ cache_hit(const predict_cache *c, Datum raw, bytea **detoasted)
 			return true;
 	}
 	b = *detoasted = (bytea *) PG_DETOAST_DATUM_PACKED(raw);
-	if (!c->valid || c->key_is_toast)
-		return false;
-	len = VARSIZE_ANY_EXHDR(b);
-	if (len != c->key_len)
-		return false;
-	if (VARDATA_ANY(b) == c->key_ptr && len >= ESMM_HEADER_SIZE &&
-		memcmp(VARDATA_ANY(b), c->key_header, ESMM_HEADER_SIZE) == 0)
-		return true;
-	return memcmp(VARDATA_ANY(b), c->key_copy, len) == 0;
+	return c->valid && !c->key_is_toast && VARSIZE_ANY_EXHDR(b) == c->key_len &&
+		memcmp(VARDATA_ANY(b), c->key_copy, c->key_len) == 0;
 }
 
 /* Decodes the model into the cache, replacing what it held. */
@@ -102,11 +100,13 @@ cache_load(predict_cache *c, Datum raw, bytea *b)
 	c->key_is_toast = VARATT_IS_EXTERNAL_ONDISK(v);
 	if (c->key_is_toast)
 		VARATT_EXTERNAL_GET_POINTER(c->toast, v);
-	c->key_ptr = VARDATA_ANY(b);
 	c->key_len = len;
-	memcpy(c->key_header, VARDATA_ANY(b), Min(len, ESMM_HEADER_SIZE));
-	c->key_copy = MemoryContextAllocHuge(c->mcxt, Max(len, 1));
-	memcpy(c->key_copy, VARDATA_ANY(b), len);
+	/* only the byte-for-byte path needs the bytes */
+	if (!c->arg_stable && !c->key_is_toast)
+	{
+		c->key_copy = MemoryContextAllocHuge(c->mcxt, Max(len, 1));
+		memcpy(c->key_copy, VARDATA_ANY(b), len);
+	}
 	c->ids = MemoryContextAlloc(c->mcxt, sizeof(int32_t) * Max(m->n_ids, 1));
 	c->nums = MemoryContextAlloc(c->mcxt, sizeof(float) * Max(m->n_nums, 1));
 	c->multi_counts = MemoryContextAlloc(c->mcxt, sizeof(uint32_t) * Max(m->n_multi, 1));
@@ -157,7 +157,11 @@ esmm_predict(PG_FUNCTION_ARGS)
 	bool		nulls[3];
 
 	if (!cache_hit(c, raw, &b))
+	{
+		if (b == NULL)
+			b = (bytea *) PG_DETOAST_DATUM_PACKED(raw);
 		cache_load(c, raw, b);
+	}
 	if (c->result_desc == NULL)
 	{
 		TupleDesc	td;
