@@ -7,12 +7,14 @@
  * esmm_tower_backward undoes them in the opposite order.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "esmm_model.h"
 #include "layers.h"
+#include "metrics.h"
 #include "optim.h"
 
 #define MAX_UNITS 65536
@@ -386,6 +388,8 @@ esmm_model_free(esmm_model *m)
 	free(m->touched_feature);
 	free(m->touched_row);
 	free(m->perm);
+	free(m->best_params);
+	free(m->best_state);
 	free(m->config_json);
 	free(m->report.epochs);
 	free(m);
@@ -1136,25 +1140,217 @@ draw_below(uint64_t *rng, uint32_t n)
 	return (uint32_t) (((esmm_rng_next(rng) >> 32) * (uint64_t) n) >> 32);
 }
 
+/* ----------------------------------------------------------- evaluation */
+
+const char *const esmm_metric_names[ESMM_METRIC_COUNT] = {"auc", "bacc", "logloss", "mse"};
+
+/* Clipped as SPEC §2's logloss is, so that a confident miss stays finite. */
+static double
+clipped_bce(double p, double y)
+{
+	p = p < 1e-7 ? 1e-7 : p > 1.0 - 1e-7 ? 1.0 - 1e-7 : p;
+	return -(y * log(p) + (1.0 - y) * log(1.0 - p));
+}
+
+/*
+ * One metric over the rows where mask is set (mask NULL: all rows).
+ * s[n] scores, y[n] labels; pos_neg[n] is scratch for the AUC.
+ */
+static double
+metric_value(esmm_metric_kind kind, const float *s, const float *y,
+			 const float *mask, size_t n, double *scratch)
+{
+	double		sum = 0.0;
+	size_t		count = 0,
+				n_pos = 0,
+				n_neg = 0;
+
+	for (size_t i = 0; i < n; i++)
+	{
+		if (mask != NULL && mask[i] < 0.5f)
+			continue;
+		count++;
+		switch (kind)
+		{
+			case ESMM_METRIC_AUC:
+				/* positives fill scratch from the front, negatives from the back */
+				if (y[i] > 0.5f)
+					scratch[n_pos++] = s[i];
+				else
+					scratch[n - 1 - n_neg++] = s[i];
+				break;
+			case ESMM_METRIC_BACC:
+				sum += (s[i] > 0.5f) == (y[i] > 0.5f);
+				break;
+			case ESMM_METRIC_LOGLOSS:
+				sum += clipped_bce(s[i], y[i]);
+				break;
+			default:
+				sum += ((double) s[i] - y[i]) * ((double) s[i] - y[i]);
+		}
+	}
+	if (count == 0)
+		return NAN;
+	if (kind == ESMM_METRIC_AUC)
+		return esmm_auc(scratch, n_pos, scratch + n - n_neg, n_neg);
+	return sum / count;
+}
+
+esmm_code
+esmm_model_evaluate(esmm_model *m, const esmm_dataset *ds,
+					const esmm_eval_spec *ev, double *values, double *loss,
+					esmm_status *st)
+{
+	const size_t n = ds->n_rows;
+	const int	bs = m->max_B;
+	float	   *buf;			/* [5, n]: pctr, pcvr, pctcvr, click, ctcvr */
+	double	   *scratch;		/* [n] */
+	uint32_t   *idx;			/* [max_B] */
+	esmm_code	rc = ESMM_OK;
+
+	*loss = NAN;
+	for (uint32_t k = 0; ev != NULL && k < ev->n_metrics; k++)
+		values[k] = NAN;
+	if (n == 0)
+		return ESMM_OK;
+	if (bs < 1 || !m->has_tower[0] || !m->has_tower[1] || ds->n_labels != 2)
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "evaluation needs a full ESMM model with a workspace");
+	buf = malloc(5 * n * sizeof(float));
+	scratch = malloc(n * sizeof(double));
+	idx = malloc((size_t) bs * sizeof(uint32_t));
+	if (buf == NULL || scratch == NULL || idx == NULL)
+		rc = esmm_fail(st, ESMM_ERR_NOMEM, "out of memory to evaluate %zu rows", n);
+	for (size_t start = 0; rc == ESMM_OK && start < n; start += bs)
+	{
+		int			B = (int) (n - start < (size_t) bs ? n - start : (size_t) bs);
+		esmm_batch	batch;
+
+		for (int b = 0; b < B; b++)
+			idx[b] = (uint32_t) (start + b);
+		if ((rc = esmm_batch_gather(m, ds, idx, B, &batch, st)) != ESMM_OK)
+			break;
+		esmm_model_predict(m, &batch, buf + start, buf + n + start, buf + 2 * n + start);
+		for (int b = 0; b < B; b++)
+		{
+			buf[3 * n + start + b] = batch.labels[2 * b];
+			buf[4 * n + start + b] = batch.labels[2 * b + 1];
+		}
+	}
+	if (rc == ESMM_OK)
+	{
+		const float *pctr = buf,
+				   *pcvr = buf + n,
+				   *pctcvr = buf + 2 * n,
+				   *click = buf + 3 * n,
+				   *ctcvr = buf + 4 * n;
+		double		l = 0.0;
+
+		for (size_t i = 0; i < n; i++)
+			l += m->arch.loss == ESMM_LOSS_MSE ?
+				m->arch.loss_weights[0] * (pctr[i] - click[i]) * (pctr[i] - click[i]) +
+				m->arch.loss_weights[1] * (pctcvr[i] - ctcvr[i]) * (pctcvr[i] - ctcvr[i]) :
+				m->arch.loss_weights[0] * clipped_bce(pctr[i], click[i]) +
+				m->arch.loss_weights[1] * clipped_bce(pctcvr[i], ctcvr[i]);
+		*loss = l / n;
+		for (uint32_t k = 0; ev != NULL && k < ev->n_metrics; k++)
+		{
+			esmm_metric_kind kind = (esmm_metric_kind) ev->metrics[k].metric;
+
+			if (ev->metrics[k].label == 0)
+				values[k] = metric_value(kind, pctr, click, NULL, n, scratch);
+			else if (m->arch.label_is_ctcvr)
+				values[k] = metric_value(kind, pctcvr, ctcvr, NULL, n, scratch);
+			else				/* conversion: pcvr on the clicked rows */
+				values[k] = metric_value(kind, pcvr, ctcvr, click, n, scratch);
+		}
+	}
+	free(buf);
+	free(scratch);
+	free(idx);
+	return rc;
+}
+
+/* The monitored value of an epoch; NaN when it is undefined. */
+static double
+monitor_value(const esmm_eval_spec *ev, const esmm_history_epoch *h,
+			  const double *values, double val_loss)
+{
+	if (ev->monitor == ESMM_MONITOR_LOSS)
+		return h->train_loss;
+	if (ev->monitor == ESMM_MONITOR_VAL_LOSS)
+		return val_loss;
+	if (ev->monitor >= 0 && (uint32_t) ev->monitor < ev->n_metrics)
+		return values[ev->monitor];
+	return NAN;
+}
+
+/* Appends epoch's history entry; NULL when out of memory. */
+static esmm_history_epoch *
+history_append(esmm_model *m)
+{
+	esmm_history_epoch *h = realloc(m->report.epochs, (m->report.n_epochs + 1) * sizeof(*h));
+
+	if (h == NULL)
+		return NULL;
+	m->report.epochs = h;
+	h = &m->report.epochs[m->report.n_epochs++];
+	memset(h, 0, sizeof(*h));
+	h->epoch = m->report.n_epochs;
+	return h;
+}
+
+static void
+history_add_metric(esmm_history_epoch *h, const char *name, double value)
+{
+	if (h->n_metrics >= 16)
+		return;
+	snprintf(h->metric_names[h->n_metrics], sizeof(h->metric_names[0]), "%s", name);
+	h->metric_values[h->n_metrics++] = value;
+}
+
 esmm_code
 esmm_model_train(esmm_model *m, const esmm_dataset *ds,
 				 const esmm_train_spec *ts, esmm_progress_fn progress,
 				 void *progress_arg, esmm_status *st)
 {
+	return esmm_model_fit(m, ds, NULL, ts, NULL, progress, progress_arg, st);
+}
+
+esmm_code
+esmm_model_fit(esmm_model *m, const esmm_dataset *ds, const esmm_dataset *val,
+			   const esmm_train_spec *ts, const esmm_eval_spec *ev,
+			   esmm_progress_fn progress, void *progress_arg, esmm_status *st)
+{
 	const size_t n = ds->n_rows;
 	const int	bs = m->max_B;
+	const int	has_val = val != NULL && val->n_rows > 0;
+	const int	evaluate = ev != NULL && (ev->n_metrics > 0 || ev->early_stopping || has_val);
 	uint64_t	rng = tensor_stream(ts->seed, 4242);
 	uint32_t   *perm;
 	esmm_code	rc = ESMM_OK;
-	double		t_start = now_seconds();
+	double		t_start = now_seconds(),
+				best = NAN;
+	uint32_t	wait = 0;
 
 	if (ds->n_ids != m->n_ids || ds->n_nums != m->n_nums || ds->n_multi != m->n_multi ||
-		ds->n_labels != m->schema.n_labels)
+		ds->n_labels != m->schema.n_labels ||
+		(has_val && (val->n_ids != m->n_ids || val->n_nums != m->n_nums ||
+					 val->n_multi != m->n_multi || val->n_labels != m->schema.n_labels)))
 		return esmm_fail(st, ESMM_ERR_ARGUMENT, "the training buffer does not match the model's schema");
 	if (n == 0 || n > UINT32_MAX)
 		return esmm_fail(st, ESMM_ERR_ARGUMENT, "row count %zu is not in 1..%u", n, UINT32_MAX);
 	if (m->grads == NULL || bs < 1)
 		return esmm_fail(st, ESMM_ERR_ARGUMENT, "esmm_model_train_begin was not called");
+	if (ev != NULL && ev->early_stopping)
+	{
+		free(m->best_params);
+		free(m->best_state);
+		m->best_params = malloc((m->n_params > 0 ? m->n_params : 1) * sizeof(float));
+		m->best_state = malloc((m->n_state > 0 ? m->n_state : 1) * sizeof(float));
+		if (m->best_params == NULL || m->best_state == NULL)
+			return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for the best epoch's weights");
+	}
+	m->report.rows_validation = has_val ? val->n_rows : 0;
 	/* owned by the model, so that a caller that longjmps out of the
 	 * progress callback (a query cancel) leaks nothing */
 	free(m->perm);
@@ -1220,23 +1416,60 @@ esmm_model_train(esmm_model *m, const esmm_dataset *ds,
 		if (rc != ESMM_OK)
 			break;
 
-		h = realloc(m->report.epochs, (m->report.n_epochs + 1) * sizeof(*h));
-		if (h == NULL)
+		if ((h = history_append(m)) == NULL)
 		{
 			rc = esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for the training history");
 			break;
 		}
-		m->report.epochs = h;
-		h = &m->report.epochs[m->report.n_epochs++];
-		memset(h, 0, sizeof(*h));
-		h->epoch = m->report.n_epochs;
 		h->train_loss = sum_loss / n;
 		h->rows = n;
+		if (evaluate)
+		{
+			double		values[ESMM_MAX_EVAL_METRICS],
+						val_loss,
+						v;
+
+			if ((rc = esmm_model_evaluate(m, has_val ? val : ds, ev, values, &val_loss, st)) != ESMM_OK)
+				break;
+			if (has_val)
+				history_add_metric(h, "val_loss", val_loss);
+			for (uint32_t k = 0; k < ev->n_metrics; k++)
+				history_add_metric(h, ev->metrics[k].name, values[k]);
+			v = monitor_value(ev, h, values, val_loss);
+			if (ev->early_stopping)
+			{
+				int			better = isnan(best) ? !isnan(v) :
+					ev->mode_max ? v > best + ev->min_delta : v < best - ev->min_delta;
+
+				if (better)
+				{
+					best = v;
+					wait = 0;
+					m->report.best_epoch = epoch;
+					memcpy(m->best_params, m->params, m->n_params * sizeof(float));
+					memcpy(m->best_state, m->state, m->n_state * sizeof(float));
+				}
+				else if (++wait >= ev->patience && epoch < ts->epochs)
+					p.stopping = 1;
+			}
+		}
 		h->seconds = now_seconds() - t_epoch;
 		p.end_of_epoch = 1;
 		p.seconds = h->seconds;
+		p.history = h;
 		if (progress != NULL && progress(progress_arg, &p))
 			rc = esmm_fail(st, ESMM_ERR_CANCELED, "training was canceled");
+		if (p.stopping)
+		{
+			m->report.stopped_early = 1;
+			break;
+		}
+	}
+	/* the best epoch's weights, as Keras' restore_best_weights */
+	if (rc == ESMM_OK && m->report.best_epoch > 0 && m->report.best_epoch < m->report.n_epochs)
+	{
+		memcpy(m->params, m->best_params, m->n_params * sizeof(float));
+		memcpy(m->state, m->best_state, m->n_state * sizeof(float));
 	}
 	m->report.seconds += now_seconds() - t_start;
 	return rc;

@@ -68,6 +68,9 @@ typedef struct esmm_report
 	uint32_t	threads;
 	uint32_t	n_epochs;
 	esmm_history_epoch *epochs; /* [n_epochs], owned by the model */
+	uint64_t	rows_validation;	/* rows held out for the metrics */
+	uint32_t	best_epoch;		/* whose weights the model holds; 0: the last */
+	uint8_t		stopped_early;	/* early stopping ended training */
 } esmm_report;
 
 typedef struct esmm_model
@@ -116,6 +119,8 @@ typedef struct esmm_model
 	uint64_t	dropout_rng;
 	uint32_t   *perm;			/* [perm_len] the epoch's row order */
 	size_t		perm_len;
+	float	   *best_params;	/* [n_params] the best epoch's, with early stopping */
+	float	   *best_state;		/* [n_state] */
 
 	/* workspace for batches of up to max_B rows */
 	int			max_B;
@@ -215,6 +220,59 @@ void		esmm_schema_slots(const esmm_schema *schema, uint32_t *n_ids,
 							  uint32_t *n_nums, uint32_t *n_multi,
 							  uint32_t slot[ESMM_MAX_FEATURES]);
 
+/* ---------------------------------------------------------- evaluation */
+
+typedef enum esmm_metric_kind
+{
+	ESMM_METRIC_AUC = 0,
+	ESMM_METRIC_BACC,			/* accuracy of score > 0.5, Keras' binary accuracy */
+	ESMM_METRIC_LOGLOSS,		/* scores clipped to [1e-7, 1 - 1e-7] */
+	ESMM_METRIC_MSE,
+	ESMM_METRIC_COUNT
+} esmm_metric_kind;
+
+/* The configuration names of the metrics, indexed by esmm_metric_kind. */
+extern const char *const esmm_metric_names[ESMM_METRIC_COUNT];
+
+#define ESMM_MAX_EVAL_METRICS 15	/* plus val_loss: 16 per epoch */
+
+/* Monitors that are not one of the requested metrics. */
+#define ESMM_MONITOR_NONE (-1)
+#define ESMM_MONITOR_VAL_LOSS (-2)	/* the objective on the validation rows */
+#define ESMM_MONITOR_LOSS (-3)		/* the training loss of the epoch */
+
+/*
+ * What to compute after each epoch, and when to stop.  ESMM scores each
+ * label with its own probability: the click with pctr; a ctcvr label with
+ * pctcvr; a conversion label with pcvr on the clicked rows, as the paper
+ * evaluates CVR.  Metrics are named "<label>_<metric>", as the seeds'
+ * monitors ("is_kg_auc") are.
+ */
+typedef struct esmm_eval_spec
+{
+	uint32_t	n_metrics;
+	struct
+	{
+		uint8_t		label;		/* 0: the click, 1: the second label */
+		uint8_t		metric;		/* esmm_metric_kind */
+		char		name[32];	/* "<label>_<metric>" */
+	}			metrics[ESMM_MAX_EVAL_METRICS];
+	int			monitor;		/* index into metrics, or ESMM_MONITOR_* */
+	uint8_t		early_stopping;
+	uint8_t		mode_max;		/* larger is better */
+	uint32_t	patience;		/* epochs without improvement before stopping */
+	float		min_delta;		/* the least change that counts as improvement */
+} esmm_eval_spec;
+
+/*
+ * Scores every row of ds and computes the requested metrics into
+ * values[n_metrics] (NaN when undefined, e.g. an AUC over one class) and
+ * the ESMM objective's data loss into *loss.  Uses the model's workspace.
+ */
+esmm_code	esmm_model_evaluate(esmm_model *m, const esmm_dataset *ds,
+								const esmm_eval_spec *ev, double *values,
+								double *loss, esmm_status *st);
+
 /* ------------------------------------------------------------- trainer */
 
 typedef struct esmm_progress
@@ -226,6 +284,8 @@ typedef struct esmm_progress
 	double		running_loss;	/* mean data loss so far in the epoch */
 	double		seconds;		/* since the epoch began */
 	int			end_of_epoch;	/* 1 on the call after the last batch */
+	const esmm_history_epoch *history;	/* with end_of_epoch: the epoch's entry */
+	int			stopping;		/* with end_of_epoch: early stopping ends here */
 } esmm_progress;
 
 /* Called on the calling thread between batches; a nonzero return stops
@@ -241,5 +301,18 @@ typedef int (*esmm_progress_fn) (void *arg, const esmm_progress *p);
 esmm_code	esmm_model_train(esmm_model *m, const esmm_dataset *ds,
 							 const esmm_train_spec *ts, esmm_progress_fn progress,
 							 void *progress_arg, esmm_status *st);
+
+/*
+ * esmm_model_train with a validation set: after each epoch, evaluates ev
+ * on val (when it has rows; on the training rows otherwise) and records
+ * val_loss and the metrics in the epoch's history.  With early stopping,
+ * stops after ev->patience epochs without an improvement of the monitor
+ * by more than min_delta, and leaves the best epoch's weights in the
+ * model (report.best_epoch).  val and ev may be NULL.
+ */
+esmm_code	esmm_model_fit(esmm_model *m, const esmm_dataset *train,
+						   const esmm_dataset *val, const esmm_train_spec *ts,
+						   const esmm_eval_spec *ev, esmm_progress_fn progress,
+						   void *progress_arg, esmm_status *st);
 
 #endif							/* ESMM_MODEL_H */

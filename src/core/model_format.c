@@ -232,6 +232,9 @@ write_model(writer *w, const esmm_model *m, int with_optimizer)
 			put_f64(w, h->metric_values[k]);
 		}
 	}
+	put_u64(w, m->report.rows_validation);
+	put_u32(w, m->report.best_epoch);
+	put_u8(w, m->report.stopped_early);
 	section_end(w, at);
 
 	at = section_begin(w, SEC_PARM);
@@ -549,6 +552,12 @@ read_report(reader *r, esmm_report *rep, esmm_status *st)
 			h->metric_values[k] = get_f64(r);
 		}
 	}
+	rep->rows_validation = get_u64(r);
+	rep->best_epoch = get_u32(r);
+	rep->stopped_early = get_u8(r);
+	if (!r->failed && (rep->best_epoch > rep->n_epochs || rep->stopped_early > 1))
+		return esmm_fail(st, ESMM_ERR_FORMAT, "report names best epoch %u of %u",
+						 rep->best_epoch, rep->n_epochs);
 	return close_section(r, "report", st);
 }
 

@@ -26,7 +26,8 @@
  *           rows_dropped, rows_null_label, rows_bad; f64 seconds;
  *           u32 threads; u32 n_epochs; per epoch u32 epoch, f64 loss,
  *           u64 rows, f64 seconds, u32 n_metrics, per metric name[32] and
- *           f64 value
+ *           f64 value; then u64 rows_validation, u32 best_epoch (0: the
+ *           last epoch's weights), u8 stopped_early
  *   5 PARM  u64 count, f32[count]: the flat parameter buffer, embedding
  *           tables in feature order, then per tower and layer W[in,out],
  *           b[out], gamma[out], beta[out] (those present)

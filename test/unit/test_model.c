@@ -1736,6 +1736,247 @@ test_validation(void)
 	esmm_model_free(m);
 }
 
+/* ---------------------------------------------------------------- fitting */
+
+/* Rows [first, first + n) of d as a dataset of their own (one chunk). */
+static esmm_dataset
+data_slice(test_data *d, esmm_chunk *c, size_t first, size_t n)
+{
+	esmm_dataset v = d->ds;
+
+	c->ids = d->chunks[0].ids + first * d->ds.n_ids;
+	c->nums = d->chunks[0].nums + first * d->ds.n_nums;
+	c->labels = d->chunks[0].labels + first * d->ds.n_labels;
+	c->multi_off = d->chunks[0].multi_off + first * d->ds.n_multi;	/* absolute */
+	c->multi_ids = d->chunks[0].multi_ids;
+	c->multi_cap = d->chunks[0].multi_cap;
+	v.n_rows = n;
+	v.n_chunks = 1;
+	v.chunks = c;
+	return v;
+}
+
+static void
+eval_metric(esmm_eval_spec *ev, uint8_t label, esmm_metric_kind kind, const char *name)
+{
+	ev->metrics[ev->n_metrics].label = label;
+	ev->metrics[ev->n_metrics].metric = (uint8_t) kind;
+	snprintf(ev->metrics[ev->n_metrics].name, sizeof(ev->metrics[0].name), "%s", name);
+	ev->n_metrics++;
+}
+
+/* The history value named name in entry h; NaN when absent. */
+static double
+history_metric(const esmm_history_epoch *h, const char *name)
+{
+	for (uint32_t k = 0; k < h->n_metrics; k++)
+		if (strcmp(h->metric_names[k], name) == 0)
+			return h->metric_values[k];
+	return NAN;
+}
+
+/*
+ * The metrics fit records on the validation rows equal the same metrics
+ * computed here from the model's own scores: AUC (brute force pairs),
+ * accuracy at 0.5, clipped log loss, MSE, and for a conversion label the
+ * AUC of pcvr on the clicked rows only.
+ */
+static void
+test_fit_metrics(int label_is_ctcvr)
+{
+	test_data	d;
+	esmm_chunk	ct,
+				cv;
+	esmm_dataset train,
+				val;
+	esmm_schema s;
+	esmm_arch	a;
+	esmm_model *m;
+	esmm_train_spec ts;
+	esmm_eval_spec ev;
+	esmm_status st;
+	const esmm_history_epoch *h;
+	size_t		n = 400;
+	float		pctr[400],
+				pcvr[400],
+				pctcvr[400];
+	double		wins = 0,
+				pairs = 0,
+				acc = 0,
+				ll = 0,
+				se = 0,
+				w2 = 0,
+				p2 = 0;
+
+	make_training_data(&d, 1000);
+	train = data_slice(&d, &ct, 0, 600);
+	val = data_slice(&d, &cv, 600, n);
+	make_schema(&s);
+	make_arch(&a, ESMM_LOSS_BCE, 0.0f);
+	a.label_is_ctcvr = (uint8_t) label_is_ctcvr;
+	m = new_model(&s, &a, ESMM_KIND_ESMM, ESMM_OPTIM_ADAM, 0.01f, 64, SEED);
+	if (m == NULL)
+		return;
+	memset(&ts, 0, sizeof(ts));
+	ts.batch_size = 64;
+	ts.epochs = 2;
+	ts.seed = 3;
+	ts.shuffle = 1;
+	memset(&ev, 0, sizeof(ev));
+	ev.monitor = ESMM_MONITOR_NONE;
+	eval_metric(&ev, 0, ESMM_METRIC_AUC, "click_auc");
+	eval_metric(&ev, 0, ESMM_METRIC_BACC, "click_bacc");
+	eval_metric(&ev, 0, ESMM_METRIC_LOGLOSS, "click_logloss");
+	eval_metric(&ev, 0, ESMM_METRIC_MSE, "click_mse");
+	eval_metric(&ev, 1, ESMM_METRIC_AUC, "conv_auc");
+	esmm_status_clear(&st);
+	CHECK(esmm_model_fit(m, &train, &val, &ts, &ev, NULL, NULL, &st) == ESMM_OK, "fit: %s", st.msg);
+	CHECK(m->report.n_epochs == 2 && m->report.rows_validation == n && m->report.best_epoch == 0,
+		  "fit without early stopping: %u epochs, %llu validation rows, best %u",
+		  m->report.n_epochs, (unsigned long long) m->report.rows_validation, m->report.best_epoch);
+	if (m->report.n_epochs != 2)
+	{
+		esmm_model_free(m);
+		free_data(&d);
+		return;
+	}
+	h = &m->report.epochs[1];
+	CHECK(h->n_metrics == 6 && strcmp(h->metric_names[0], "val_loss") == 0,
+		  "history holds val_loss and 5 metrics, got %u", h->n_metrics);
+
+	for (size_t start = 0; start < n; start += 64)
+	{
+		esmm_batch	b;
+
+		b.B = (int) (n - start < 64 ? n - start : 64);
+		b.ids = cv.ids + start * 2;
+		b.nums = cv.nums + start;
+		b.labels = NULL;
+		b.multi_off = cv.multi_off + start;
+		b.multi_ids = cv.multi_ids;
+		esmm_model_predict(m, &b, pctr + start, pcvr + start, pctcvr + start);
+	}
+	for (size_t i = 0; i < n; i++)
+	{
+		float		yc = cv.labels[2 * i],
+					yv = cv.labels[2 * i + 1];
+		double		p = pctr[i] < 1e-7 ? 1e-7 : pctr[i] > 1 - 1e-7 ? 1 - 1e-7 : pctr[i];
+
+		acc += (pctr[i] > 0.5f) == (yc > 0.5f);
+		ll += -(yc * log(p) + (1 - yc) * log(1 - p));
+		se += ((double) pctr[i] - yc) * ((double) pctr[i] - yc);
+		for (size_t j = 0; j < n; j++)
+		{
+			float		zc = cv.labels[2 * j],
+						zv = cv.labels[2 * j + 1];
+
+			if (yc > 0.5f && zc < 0.5f)
+			{
+				pairs += 1;
+				wins += pctr[i] > pctr[j] ? 1.0 : pctr[i] == pctr[j] ? 0.5 : 0.0;
+			}
+			/* the second label: ctcvr over all rows, or conversion on clicks */
+			if (label_is_ctcvr ? (yv > 0.5f && zv < 0.5f)
+				: (yc > 0.5f && zc > 0.5f && yv > 0.5f && zv < 0.5f))
+			{
+				float		si = label_is_ctcvr ? pctcvr[i] : pcvr[i];
+				float		sj = label_is_ctcvr ? pctcvr[j] : pcvr[j];
+
+				p2 += 1;
+				w2 += si > sj ? 1.0 : si == sj ? 0.5 : 0.0;
+			}
+		}
+	}
+	CHECK_NEAR(history_metric(h, "click_auc"), wins / pairs, 1e-12, "validation click AUC");
+	CHECK_NEAR(history_metric(h, "click_bacc"), acc / n, 1e-12, "validation click accuracy");
+	CHECK_NEAR(history_metric(h, "click_logloss"), ll / n, 1e-9, "validation click log loss");
+	CHECK_NEAR(history_metric(h, "click_mse"), se / n, 1e-9, "validation click MSE");
+	CHECK(p2 > 0, "the validation rows hold pairs for the second label");
+	CHECK_NEAR(history_metric(h, "conv_auc"), w2 / p2, 1e-12,
+			   label_is_ctcvr ? "validation ctcvr AUC of pctcvr" : "validation conversion AUC of pcvr on clicks");
+	esmm_model_free(m);
+	free_data(&d);
+}
+
+/*
+ * Early stopping on val_loss: a small training set and a large learning
+ * rate overfit, training stops before the last epoch, and the model keeps
+ * the best epoch's weights: evaluating it again gives that epoch's
+ * val_loss exactly.
+ */
+static void
+test_early_stopping(void)
+{
+	test_data	d;
+	esmm_chunk	ct,
+				cv;
+	esmm_dataset train,
+				val;
+	esmm_schema s;
+	esmm_arch	a;
+	esmm_model *m;
+	esmm_train_spec ts;
+	esmm_eval_spec ev;
+	esmm_status st;
+	double		values[ESMM_MAX_EVAL_METRICS],
+				loss,
+				best_logged;
+	uint32_t	best;
+
+	make_training_data(&d, 1000);
+	train = data_slice(&d, &ct, 0, 120);
+	val = data_slice(&d, &cv, 500, 500);
+	make_schema(&s);
+	make_arch(&a, ESMM_LOSS_BCE, 0.0f);
+	m = new_model(&s, &a, ESMM_KIND_ESMM, ESMM_OPTIM_ADAM, 0.05f, 16, SEED);
+	if (m == NULL)
+		return;
+	memset(&ts, 0, sizeof(ts));
+	ts.batch_size = 16;
+	ts.epochs = 60;
+	ts.seed = 5;
+	ts.shuffle = 1;
+	memset(&ev, 0, sizeof(ev));
+	eval_metric(&ev, 0, ESMM_METRIC_AUC, "click_auc");
+	ev.monitor = ESMM_MONITOR_VAL_LOSS;
+	ev.early_stopping = 1;
+	ev.patience = 2;
+	esmm_status_clear(&st);
+	CHECK(esmm_model_fit(m, &train, &val, &ts, &ev, NULL, NULL, &st) == ESMM_OK, "fit: %s", st.msg);
+	best = m->report.best_epoch;
+	CHECK(m->report.stopped_early && m->report.n_epochs < 60,
+		  "overfitting stops early: %u epochs, stopped %d", m->report.n_epochs, m->report.stopped_early);
+	CHECK(best >= 1 && best + ev.patience == m->report.n_epochs,
+		  "training stops patience epochs after the best: best %u of %u", best, m->report.n_epochs);
+	if (best >= 1 && best <= m->report.n_epochs)
+	{
+		best_logged = history_metric(&m->report.epochs[best - 1], "val_loss");
+		for (uint32_t e = 0; e < m->report.n_epochs; e++)
+			CHECK(!(history_metric(&m->report.epochs[e], "val_loss") < best_logged),
+				  "epoch %u has a lower val_loss than the best epoch %u", e + 1, best);
+		CHECK(esmm_model_evaluate(m, &val, &ev, values, &loss, &st) == ESMM_OK, "evaluate: %s", st.msg);
+		CHECK(loss == best_logged, "the restored weights give the best epoch's val_loss: %.12g vs %.12g",
+			  loss, best_logged);
+		CHECK(history_metric(&m->report.epochs[m->report.n_epochs - 1], "val_loss") > best_logged,
+			  "the last epoch was worse than the best");
+	}
+	esmm_model_free(m);
+
+	/* patience 0 stops at the first epoch that does not improve */
+	m = new_model(&s, &a, ESMM_KIND_ESMM, ESMM_OPTIM_ADAM, 0.05f, 16, SEED);
+	if (m == NULL)
+	{
+		free_data(&d);
+		return;
+	}
+	ev.patience = 0;
+	CHECK(esmm_model_fit(m, &train, &val, &ts, &ev, NULL, NULL, &st) == ESMM_OK, "fit: %s", st.msg);
+	CHECK(m->report.stopped_early && m->report.best_epoch + 1 == m->report.n_epochs,
+		  "patience 0: best %u of %u epochs", m->report.best_epoch, m->report.n_epochs);
+	esmm_model_free(m);
+	free_data(&d);
+}
+
 void
 suite_model(void)
 {
@@ -1749,4 +1990,7 @@ suite_model(void)
 	test_crash_prone();
 	test_fit_stats();
 	test_validation();
+	test_fit_metrics(1);
+	test_fit_metrics(0);
+	test_early_stopping();
 }
