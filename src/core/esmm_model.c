@@ -411,6 +411,107 @@ esmm_model_set_config(esmm_model *m, const char *json, size_t len,
 	return ESMM_OK;
 }
 
+/* ---------------------------------------------------------------- export */
+
+/* Copies one layer's tensors (those present) from src to dst. */
+static void
+copy_layer(esmm_model *dst, const esmm_layer_ref *d, const esmm_model *src,
+		   const esmm_layer_ref *r)
+{
+	memcpy(dst->params + d->W, src->params + r->W, (size_t) r->in * r->out * sizeof(float));
+	if (r->b != ESMM_NO_OFFSET)
+		memcpy(dst->params + d->b, src->params + r->b, r->out * sizeof(float));
+	if (r->gamma != ESMM_NO_OFFSET)
+	{
+		memcpy(dst->params + d->gamma, src->params + r->gamma, r->out * sizeof(float));
+		memcpy(dst->params + d->beta, src->params + r->beta, r->out * sizeof(float));
+		memcpy(dst->state + d->run_mean, src->state + r->run_mean, r->out * sizeof(float));
+		memcpy(dst->state + d->run_var, src->state + r->run_var, r->out * sizeof(float));
+	}
+}
+
+esmm_code
+esmm_model_export(esmm_model **out, const esmm_model *m, esmm_model_kind kind,
+				  esmm_status *st)
+{
+	const int	t = kind == ESMM_KIND_ESMM_CTR ? ESMM_TOWER_CTR : ESMM_TOWER_CVR;
+	const esmm_tower_spec *tw = &m->arch.tower[t];
+	esmm_schema *schema;
+	esmm_arch	arch;
+	esmm_model *sub = NULL;
+	int			map[ESMM_MAX_FEATURES];	/* feature of m -> feature of sub */
+	esmm_code	rc;
+
+	*out = NULL;
+	if (m->kind != ESMM_KIND_ESMM)
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "only a full ESMM model has sub-models");
+	if (kind != ESMM_KIND_ESMM_CTR && kind != ESMM_KIND_ESMM_CVR)
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "model kind %d is not a sub-model kind", (int) kind);
+	schema = malloc(sizeof(*schema));
+	if (schema == NULL)
+		return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for the schema");
+
+	/* the tower's features, in the order of the full schema */
+	*schema = m->schema;
+	schema->n_features = 0;
+	for (uint32_t f = 0; f < m->schema.n_features; f++)
+	{
+		map[f] = -1;
+		for (uint32_t i = 0; i < tw->n_inputs; i++)
+			if (tw->inputs[i] == f)
+			{
+				map[f] = (int) schema->n_features;
+				schema->features[schema->n_features++] = m->schema.features[f];
+				break;
+			}
+	}
+	memset(&arch, 0, sizeof(arch));
+	arch.tower[t] = *tw;
+	for (uint32_t i = 0; i < tw->n_inputs; i++)
+		arch.tower[t].inputs[i] = (uint16_t) map[tw->inputs[i]];
+	arch.loss_weights[0] = m->arch.loss_weights[0];
+	arch.loss_weights[1] = m->arch.loss_weights[1];
+	arch.l2_embedding = m->arch.l2_embedding;
+	arch.label_is_ctcvr = m->arch.label_is_ctcvr;
+	arch.loss = m->arch.loss;
+
+	rc = esmm_model_create(&sub, schema, &arch, kind, st);
+	free(schema);
+	if (rc != ESMM_OK)
+		return rc;
+	for (uint32_t f = 0; f < m->schema.n_features; f++)
+		if (map[f] >= 0 && m->emb_off[f] != ESMM_NO_OFFSET)
+		{
+			const esmm_feature *ft = &m->schema.features[f];
+
+			memcpy(sub->params + sub->emb_off[map[f]], m->params + m->emb_off[f],
+				   ((size_t) ft->n_buckets + 1) * ft->dim * sizeof(float));
+		}
+	for (uint32_t l = 0; l < tw->n_layers; l++)
+		copy_layer(sub, &sub->layer[t][l], m, &m->layer[t][l]);
+
+	sub->report = m->report;
+	sub->report.epochs = NULL;
+	if (m->report.n_epochs > 0)
+	{
+		sub->report.epochs = malloc(m->report.n_epochs * sizeof(esmm_history_epoch));
+		if (sub->report.epochs == NULL)
+		{
+			esmm_model_free(sub);
+			return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for the history");
+		}
+		memcpy(sub->report.epochs, m->report.epochs, m->report.n_epochs * sizeof(esmm_history_epoch));
+	}
+	if (m->config_json != NULL &&
+		(rc = esmm_model_set_config(sub, m->config_json, m->config_len, st)) != ESMM_OK)
+	{
+		esmm_model_free(sub);
+		return rc;
+	}
+	*out = sub;
+	return ESMM_OK;
+}
+
 /* ----------------------------------------------------------------- init */
 
 /* A stream per tensor: the seed mixed with a tag naming the tensor. */

@@ -159,6 +159,15 @@ esmm_code	esmm_model_plan(const esmm_schema *schema, const esmm_arch *arch,
 							esmm_model_kind kind, size_t *n_params,
 							esmm_status *st);
 
+/*
+ * The sub-model of one tower (seed 000's esmm-ctr and esmm-cvr): kind
+ * ESMM_KIND_ESMM_CTR or _CVR, with only that tower, the features it reads
+ * (their tables copied) and the config and report of m.  m must be a full
+ * ESMM model.  The sub-model scores exactly as m's tower does.
+ */
+esmm_code	esmm_model_export(esmm_model **out, const esmm_model *m,
+							  esmm_model_kind kind, esmm_status *st);
+
 /* Frees the model and everything it owns.  NULL is allowed. */
 void		esmm_model_free(esmm_model *m);
 

@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "fmgr.h"
+#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -132,6 +133,9 @@ esmm_model_info(PG_FUNCTION_ARGS)
 					 m->report.rows_seen, m->report.rows_trained, m->report.rows_dropped,
 					 m->report.rows_null_label, m->report.rows_bad, m->report.threads);
 	json_number(&s, m->report.seconds);
+	appendStringInfo(&s, ",\"rows_validation\":" UINT64_FORMAT ",\"best_epoch\":%u,\"stopped_early\":%s",
+					 m->report.rows_validation, m->report.best_epoch,
+					 m->report.stopped_early ? "true" : "false");
 	appendStringInfoString(&s, ",\"history\":");
 	append_history(&s, &m->report);
 	appendStringInfoString(&s, "}}");
@@ -168,4 +172,97 @@ esmm_model_fingerprint(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not compute the model fingerprint: %s", errstr)));
 	PG_RETURN_TEXT_P(cstring_to_text(hex));
+}
+
+PG_FUNCTION_INFO_V1(esmm_training_history);
+
+/*
+ * esmm_training_history(model bytea) -> setof (epoch, metric, value): the
+ * per-epoch history as rows to plot: train_loss, rows, seconds, and each
+ * validation metric.
+ */
+Datum
+esmm_training_history(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	esmm_model_handle *h;
+	const esmm_report *r;
+
+	InitMaterializedSRF(fcinfo, 0);
+	h = esmm_model_from_bytea(b, 1, CurrentMemoryContext);
+	r = &h->model->report;
+	for (uint32_t e = 0; e < r->n_epochs; e++)
+	{
+		const esmm_history_epoch *ep = &r->epochs[e];
+		const char *names[3 + 16];
+		double		values[3 + 16];
+		int			n = 0;
+
+		names[n] = "train_loss";
+		values[n++] = ep->train_loss;
+		names[n] = "rows";
+		values[n++] = (double) ep->rows;
+		names[n] = "seconds";
+		values[n++] = ep->seconds;
+		for (uint32_t k = 0; k < ep->n_metrics; k++)
+		{
+			names[n] = ep->metric_names[k];
+			values[n++] = ep->metric_values[k];
+		}
+		for (int i = 0; i < n; i++)
+		{
+			Datum		row[3];
+			bool		nulls[3] = {false, false, isnan(values[i])};
+
+			row[0] = Int32GetDatum((int32) ep->epoch);
+			row[1] = CStringGetTextDatum(names[i]);
+			row[2] = Float8GetDatum(values[i]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, nulls);
+		}
+	}
+	esmm_handle_release(h);
+	return (Datum) 0;
+}
+
+/* The sub-model kind that part ('ctr' or 'cvr') names. */
+static inline esmm_model_kind
+export_kind(const char *part)
+{
+	if (strcmp(part, "ctr") == 0)
+		return ESMM_KIND_ESMM_CTR;
+	if (strcmp(part, "cvr") == 0)
+		return ESMM_KIND_ESMM_CVR;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown sub-model \"%s\"", part),
+			 errhint("The sub-models of an ESMM model are 'ctr' and 'cvr'.")));
+	pg_unreachable();
+}
+
+PG_FUNCTION_INFO_V1(esmm_export);
+
+/* esmm_export(model bytea, part text) -> bytea: seed 000's esmm-ctr or esmm-cvr */
+Datum
+esmm_export(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	esmm_model_kind kind = export_kind(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	esmm_model_handle *h = esmm_model_from_bytea(b, 1, CurrentMemoryContext);
+	esmm_model_handle *sub = esmm_handle_new(NULL, CurrentMemoryContext);
+	esmm_status st;
+	bytea	   *out;
+
+	if (h->model->kind != ESMM_KIND_ESMM)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model is already the %s sub-model", kind_names[h->model->kind]),
+				 errhint("Export from the full ESMM model that esmm_train returned.")));
+	esmm_status_clear(&st);
+	if (esmm_model_export(&sub->model, h->model, kind, &st) != ESMM_OK)
+		esmm_report_status(&st);
+	out = esmm_model_to_bytea(sub->model, false);
+	esmm_handle_release(sub);
+	esmm_handle_release(h);
+	PG_RETURN_BYTEA_P(out);
 }

@@ -3,8 +3,11 @@
  *
  * The transition function parses the config on the first row, resolves
  * the schema against the row type, and appends each encoded row to the
- * compact buffer.  The final function computes the normalization
- * statistics, trains for the configured epochs and encodes the model.
+ * compact training buffer, or to the validation buffer when a hash of the
+ * row falls in validation_fraction.  The final function computes the
+ * normalization statistics on the training rows, trains for the
+ * configured epochs with the validation metrics and early stopping, and
+ * encodes the model.
  */
 #include "postgres.h"
 
@@ -14,6 +17,8 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
+#include "common/hashfn.h"
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -23,6 +28,14 @@
 #include "esmm_config.h"
 #include "esmm_pg.h"
 
+/* Encoded rows in chunks: the training rows, or the validation rows. */
+typedef struct row_buffer
+{
+	esmm_dataset ds;
+	size_t		chunks_cap;
+	esmm_idbuf	multi;			/* the current chunk's array ids */
+} row_buffer;
+
 typedef struct esmm_train_state
 {
 	MemoryContext mcxt;			/* the aggregate's context */
@@ -30,10 +43,10 @@ typedef struct esmm_train_state
 	esmm_schema schema;
 	esmm_arch	arch;
 	esmm_encoder enc;
-	esmm_dataset ds;
-	size_t		chunks_cap;
+	row_buffer	train;
+	row_buffer	val;
+	uint64		val_threshold;	/* a row whose hash is below goes to val */
 	size_t		bytes;			/* encoded bytes, against esmm.max_memory */
-	esmm_idbuf	multi;			/* the current chunk's array ids */
 	uint32_t   *multi_counts;	/* [n_multi] scratch */
 	uint64		rows_seen;
 	uint64		rows_dropped;
@@ -57,22 +70,22 @@ charge_memory(esmm_train_state *s, size_t bytes)
 
 /* Seals the current chunk's array ids into it. */
 static void
-seal_multi(esmm_train_state *s)
+seal_multi(row_buffer *buf)
 {
 	esmm_chunk *c;
 
-	if (s->ds.n_multi == 0 || s->ds.n_chunks == 0)
+	if (buf->ds.n_multi == 0 || buf->ds.n_chunks == 0)
 		return;
-	c = &s->ds.chunks[s->ds.n_chunks - 1];
-	c->multi_ids = s->multi.ids;
-	c->multi_cap = s->multi.cap;
+	c = &buf->ds.chunks[buf->ds.n_chunks - 1];
+	c->multi_ids = buf->multi.ids;
+	c->multi_cap = buf->multi.cap;
 }
 
-/* The chunk that receives row ds.n_rows, allocated when it begins. */
+/* The chunk of buf that receives its next row, allocated when it begins. */
 static esmm_chunk *
-current_chunk(esmm_train_state *s)
+current_chunk(esmm_train_state *s, row_buffer *buf)
 {
-	esmm_dataset *ds = &s->ds;
+	esmm_dataset *ds = &buf->ds;
 	size_t		k = ds->n_rows >> ESMM_CHUNK_ROWS_LOG2;
 	esmm_chunk *c;
 	size_t		rows = ESMM_CHUNK_ROWS;
@@ -80,13 +93,13 @@ current_chunk(esmm_train_state *s)
 	if (k < ds->n_chunks)
 		return &ds->chunks[k];
 
-	seal_multi(s);
-	if (ds->n_chunks == s->chunks_cap)
+	seal_multi(buf);
+	if (ds->n_chunks == buf->chunks_cap)
 	{
-		s->chunks_cap = Max(16, s->chunks_cap * 2);
+		buf->chunks_cap = Max(16, buf->chunks_cap * 2);
 		ds->chunks = ds->chunks == NULL ?
-			MemoryContextAllocZero(s->mcxt, s->chunks_cap * sizeof(esmm_chunk)) :
-			repalloc_huge(ds->chunks, s->chunks_cap * sizeof(esmm_chunk));
+			MemoryContextAllocZero(s->mcxt, buf->chunks_cap * sizeof(esmm_chunk)) :
+			repalloc_huge(ds->chunks, buf->chunks_cap * sizeof(esmm_chunk));
 	}
 	charge_memory(s, rows * (ds->n_ids * sizeof(int32_t) + ds->n_nums * sizeof(float) +
 							 ds->n_labels * sizeof(float) +
@@ -100,11 +113,42 @@ current_chunk(esmm_train_state *s)
 	{
 		c->multi_off = MemoryContextAllocHuge(s->mcxt, (rows * ds->n_multi + 1) * sizeof(uint32_t));
 		c->multi_off[0] = 0;
-		s->multi.ids = NULL;
-		s->multi.len = 0;
-		s->multi.cap = 0;
+		buf->multi.ids = NULL;
+		buf->multi.len = 0;
+		buf->multi.cap = 0;
 	}
 	return c;
+}
+
+/* An empty buffer for rows of the encoder's widths. */
+static void
+row_buffer_init(row_buffer *buf, const esmm_encoder *enc, MemoryContext cxt)
+{
+	memset(buf, 0, sizeof(*buf));
+	buf->ds.n_ids = enc->n_ids;
+	buf->ds.n_nums = enc->n_nums;
+	buf->ds.n_multi = enc->n_multi;
+	buf->ds.n_labels = 2;
+	buf->multi.mcxt = cxt;
+}
+
+/*
+ * Whether a row is held out for validation: by a hash of its contents,
+ * never by its position, so that the same rows are held out whatever the
+ * scan order.
+ */
+static bool
+row_is_validation(const esmm_train_state *s, HeapTupleHeader tup)
+{
+	uint32		len = HeapTupleHeaderGetDatumLength(tup);
+	uint64		h;
+
+	if (s->val_threshold == 0)
+		return false;
+	/* the null bitmap and the data: everything but the header fields */
+	h = hash_bytes_extended((const unsigned char *) tup + offsetof(HeapTupleHeaderData, t_bits),
+							len - offsetof(HeapTupleHeaderData, t_bits), 0x65736d6d);
+	return h < s->val_threshold;
 }
 
 /* ------------------------------------------------------------ state */
@@ -118,10 +162,6 @@ train_state_new(MemoryContext aggcxt, Jsonb *cfg_json, HeapTupleHeader tup)
 
 	s->mcxt = aggcxt;
 	esmm_config_parse(&s->cfg, cfg_json);
-	if (s->cfg.validation_fraction > 0 || s->cfg.early_stopping_given ||
-		s->cfg.n_metric_requests > 0)
-		ereport(NOTICE,
-				(errmsg("train_args.validation_fraction, early_stopping and metrics are checked but not applied yet: every row trains for every epoch")));
 	td = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(tup), HeapTupleHeaderGetTypMod(tup));
 	PG_TRY();
 	{
@@ -135,11 +175,9 @@ train_state_new(MemoryContext aggcxt, Jsonb *cfg_json, HeapTupleHeader tup)
 	PG_END_TRY();
 	s->enc.skip_bad_rows = s->cfg.on_bad_row_skip;
 	esmm_encoder_bind(&s->enc, &s->schema, tup, true, aggcxt);
-	s->ds.n_ids = s->enc.n_ids;
-	s->ds.n_nums = s->enc.n_nums;
-	s->ds.n_multi = s->enc.n_multi;
-	s->ds.n_labels = 2;
-	s->multi.mcxt = aggcxt;
+	row_buffer_init(&s->train, &s->enc, aggcxt);
+	row_buffer_init(&s->val, &s->enc, aggcxt);
+	s->val_threshold = (uint64) ((double) s->cfg.validation_fraction * 18446744073709551615.0);
 	s->multi_counts = palloc0(sizeof(uint32_t) * Max(1, s->enc.n_multi));
 	MemoryContextSwitchTo(old);
 	return s;
@@ -169,6 +207,7 @@ esmm_train_sfunc(PG_FUNCTION_ARGS)
 	MemoryContext aggcxt;
 	esmm_train_state *s;
 	HeapTupleHeader tup;
+	row_buffer *buf;
 	esmm_dataset *ds;
 	esmm_chunk *c;
 	size_t		r;
@@ -200,16 +239,17 @@ esmm_train_sfunc(PG_FUNCTION_ARGS)
 				 errmsg("esmm_train received rows of different types")));
 
 	s->rows_seen++;
-	ds = &s->ds;
-	c = current_chunk(s);
+	buf = row_is_validation(s, tup) ? &s->val : &s->train;
+	ds = &buf->ds;
+	c = current_chunk(s, buf);
 	r = ds->n_rows & (ESMM_CHUNK_ROWS - 1);
-	multi_before = s->multi.len;
+	multi_before = buf->multi.len;
 	rs = esmm_encode_row(&s->enc, tup, c->ids + r * ds->n_ids, c->nums + r * ds->n_nums,
-						 &s->multi, s->multi_counts, c->labels + r * ds->n_labels);
+						 &buf->multi, s->multi_counts, c->labels + r * ds->n_labels);
 	if (rs != ESMM_ROW_OK || !esmm_labels_apply(&s->arch, c->labels + r * ds->n_labels))
 	{
 		/* the slot is reused by the next row; forget its array ids */
-		s->multi.len = multi_before;
+		buf->multi.len = multi_before;
 		if (rs == ESMM_ROW_NULL_LABEL)
 			s->rows_null_label++;
 		else if (rs == ESMM_ROW_BAD)
@@ -222,7 +262,7 @@ esmm_train_sfunc(PG_FUNCTION_ARGS)
 	{
 		uint32_t	base = c->multi_off[r * ds->n_multi];
 
-		if (s->multi.len > UINT32_MAX)
+		if (buf->multi.len > UINT32_MAX)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("too many array ids in one chunk of the training buffer")));
@@ -231,7 +271,7 @@ esmm_train_sfunc(PG_FUNCTION_ARGS)
 			base += s->multi_counts[k];
 			c->multi_off[r * ds->n_multi + k + 1] = base;
 		}
-		charge_memory(s, (s->multi.len - multi_before) * sizeof(int32_t));
+		charge_memory(s, (buf->multi.len - multi_before) * sizeof(int32_t));
 	}
 	ds->n_rows++;
 	PG_RETURN_POINTER(s);
@@ -241,19 +281,32 @@ esmm_train_sfunc(PG_FUNCTION_ARGS)
 
 typedef struct train_progress
 {
-	const esmm_train_spec *ts;
+	const esmm_config *cfg;
+	const esmm_model *m;
 	instr_time	last_notice;
+	StringInfoData metrics;		/* the last epoch's metrics, for with_metrics */
 } train_progress;
+
+/* ", name value" for each metric of an epoch's history entry. */
+static void
+format_metrics(StringInfo out, const esmm_history_epoch *h)
+{
+	resetStringInfo(out);
+	for (uint32_t k = 0; k < h->n_metrics; k++)
+		appendStringInfo(out, ", %s %.6f", h->metric_names[k], h->metric_values[k]);
+}
 
 /*
  * Between batches, on the main thread: honour a cancel (the core owns no
  * memory outside the model, which its memory-context callback frees) and
- * report progress every every_batches batches, or every 5 seconds.
+ * report progress every every_batches batches, or every 5 seconds, and
+ * after each epoch with its validation metrics.
  */
 static int
 esmm_train_progress(void *arg, const esmm_progress *p)
 {
 	train_progress *tp = (train_progress *) arg;
+	const esmm_train_spec *ts = &tp->cfg->train;
 	instr_time	now;
 	bool		due;
 
@@ -261,15 +314,21 @@ esmm_train_progress(void *arg, const esmm_progress *p)
 	INSTR_TIME_SET_CURRENT(now);
 	if (p->end_of_epoch)
 	{
+		format_metrics(&tp->metrics, p->history);
 		ereport(NOTICE,
-				(errmsg("epoch %u/%u: loss %.6f, " UINT64_FORMAT " rows, %.0f rows/s",
-						p->epoch, tp->ts->epochs, p->running_loss, p->rows_done,
+				(errmsg("epoch %u/%u: loss %.6f%s, " UINT64_FORMAT " rows, %.0f rows/s",
+						p->epoch, ts->epochs, p->running_loss, tp->metrics.data, p->rows_done,
 						p->seconds > 0 ? p->rows_done / p->seconds : 0.0)));
+		if (p->stopping)
+			ereport(NOTICE,
+					(errmsg("early stopping after epoch %u: %s has not improved by more than %g for %u epochs; keeping the weights of epoch %u",
+							p->epoch, tp->cfg->es_monitor, tp->cfg->es_min_delta,
+							tp->cfg->es_patience, tp->m->report.best_epoch)));
 		tp->last_notice = now;
 		return 0;
 	}
-	if (tp->ts->log_every_batches > 0)
-		due = p->batch % tp->ts->log_every_batches == 0;
+	if (ts->log_every_batches > 0)
+		due = p->batch % ts->log_every_batches == 0;
 	else
 	{
 		instr_time	elapsed = now;
@@ -280,12 +339,92 @@ esmm_train_progress(void *arg, const esmm_progress *p)
 	if (due)
 	{
 		ereport(NOTICE,
-				(errmsg("epoch %u/%u, batch " UINT64_FORMAT "/" UINT64_FORMAT ": loss %.6f, %.0f rows/s",
-						p->epoch, tp->ts->epochs, p->batch, p->batches, p->running_loss,
-						p->seconds > 0 ? p->rows_done / p->seconds : 0.0)));
+				(errmsg("epoch %u/%u, batch " UINT64_FORMAT "/" UINT64_FORMAT ": loss %.6f, %.0f rows/s%s%s",
+						p->epoch, ts->epochs, p->batch, p->batches, p->running_loss,
+						p->seconds > 0 ? p->rows_done / p->seconds : 0.0,
+						ts->log_with_metrics && tp->metrics.len > 0 ? "; last epoch" : "",
+						ts->log_with_metrics ? tp->metrics.data : "")));
 		tp->last_notice = now;
 	}
 	return 0;
+}
+
+/*
+ * The evaluation the config asks for: the metrics of train_args.metrics
+ * and eval_args.metrics (union), named <label>_<metric>, and the early
+ * stopping monitor, added to the metrics when it is not among them.
+ */
+static void
+eval_spec_from_config(esmm_eval_spec *ev, const esmm_config *cfg)
+{
+	const esmm_metric_request *lists[2] = {cfg->metric_requests, cfg->eval_metric_requests};
+	const uint32_t counts[2] = {cfg->n_metric_requests, cfg->n_eval_metric_requests};
+
+	memset(ev, 0, sizeof(*ev));
+	ev->monitor = ESMM_MONITOR_NONE;
+	for (int l = 0; l < 2; l++)
+		for (uint32_t i = 0; i < counts[l]; i++)
+			for (uint32_t j = 0; j < lists[l][i].n_metrics; j++)
+			{
+				char		name[ESMM_NAME_LEN + 16];
+				int			label = strcmp(lists[l][i].label, cfg->labels[0]) == 0 ? 0 : 1;
+				int			kind;
+				uint32_t	k;
+
+				for (kind = 0; kind < ESMM_METRIC_COUNT; kind++)
+					if (strcmp(lists[l][i].metrics[j], esmm_metric_names[kind]) == 0)
+						break;
+				snprintf(name, sizeof(name), "%s_%s", lists[l][i].label, lists[l][i].metrics[j]);
+				for (k = 0; k < ev->n_metrics; k++)
+					if (strcmp(ev->metrics[k].name, name) == 0)
+						break;
+				if (kind == ESMM_METRIC_COUNT || k < ev->n_metrics || strlen(name) >= 32)
+					continue;
+				if (ev->n_metrics == ESMM_MAX_EVAL_METRICS)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							 errmsg("too many metrics: at most %d per model", ESMM_MAX_EVAL_METRICS),
+							 errhint("List fewer metrics in train_args.metrics and eval_args.metrics.")));
+				ev->metrics[k].label = (uint8_t) label;
+				ev->metrics[k].metric = (uint8_t) kind;
+				strlcpy(ev->metrics[k].name, name, sizeof(ev->metrics[k].name));
+				ev->n_metrics++;
+			}
+	if (!cfg->early_stopping_given)
+		return;
+	ev->early_stopping = 1;
+	ev->mode_max = cfg->es_mode_max;
+	ev->patience = cfg->es_patience;
+	ev->min_delta = cfg->es_min_delta;
+	if (strcmp(cfg->es_monitor, "val_loss") == 0)
+		ev->monitor = ESMM_MONITOR_VAL_LOSS;
+	else if (strcmp(cfg->es_monitor, "loss") == 0)
+		ev->monitor = ESMM_MONITOR_LOSS;
+	else
+	{
+		for (uint32_t k = 0; k < ev->n_metrics; k++)
+			if (strcmp(ev->metrics[k].name, cfg->es_monitor) == 0)
+				ev->monitor = (int) k;
+		if (ev->monitor == ESMM_MONITOR_NONE)
+		{
+			/* "<label>_<metric>": the parser accepted only such names */
+			for (int label = 0; label < 2; label++)
+				for (int kind = 0; kind < ESMM_METRIC_COUNT; kind++)
+				{
+					char		name[ESMM_NAME_LEN + 16];
+
+					snprintf(name, sizeof(name), "%s_%s", cfg->labels[label], esmm_metric_names[kind]);
+					if (strcmp(name, cfg->es_monitor) == 0 && ev->n_metrics < ESMM_MAX_EVAL_METRICS &&
+						strlen(name) < 32)
+					{
+						ev->metrics[ev->n_metrics].label = (uint8_t) label;
+						ev->metrics[ev->n_metrics].metric = (uint8_t) kind;
+						strlcpy(ev->metrics[ev->n_metrics].name, name, 32);
+						ev->monitor = (int) ev->n_metrics++;
+					}
+				}
+		}
+	}
 }
 
 /* A label with one class trains, but its AUC is undefined: say so. */
@@ -296,14 +435,14 @@ notice_single_class(const esmm_train_state *s)
 	{
 		uint64		pos = 0;
 
-		for (size_t r = 0; r < s->ds.n_rows; r++)
-			pos += esmm_dataset_labels(&s->ds, r)[i] > 0.5f;
-		if (pos == 0 || pos == s->ds.n_rows)
+		for (size_t r = 0; r < s->train.ds.n_rows; r++)
+			pos += esmm_dataset_labels(&s->train.ds, r)[i] > 0.5f;
+		if (pos == 0 || pos == s->train.ds.n_rows)
 			ereport(WARNING,
 					(errmsg("label \"%s\" has a single class in the %zu training rows",
 							i == 0 ? s->schema.labels[0] :
 							s->arch.label_is_ctcvr ? s->schema.labels[1] : "ctcvr",
-							s->ds.n_rows)));
+							s->train.ds.n_rows)));
 	}
 }
 
@@ -318,6 +457,7 @@ esmm_train_final(PG_FUNCTION_ARGS)
 	esmm_model *m = NULL;
 	esmm_model_handle *h;
 	train_progress tp;
+	esmm_eval_spec ev;
 	size_t		n_params;
 	char	   *cfg_text;
 	bytea	   *out;
@@ -325,16 +465,18 @@ esmm_train_final(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	s = (esmm_train_state *) PG_GETARG_POINTER(0);
-	if (s->ds.n_rows == 0)
+	if (s->train.ds.n_rows == 0)
 	{
 		ereport(NOTICE,
 				(errmsg("no rows to train on: " UINT64_FORMAT " rows seen, " UINT64_FORMAT " with a NULL label, " UINT64_FORMAT " dropped, " UINT64_FORMAT " bad",
 						s->rows_seen, s->rows_null_label, s->rows_dropped, s->rows_bad)));
 		PG_RETURN_NULL();
 	}
-	seal_multi(s);
+	seal_multi(&s->train);
+	seal_multi(&s->val);
 	notice_single_class(s);
-	esmm_schema_fit_stats(&s->schema, &s->ds);
+	/* statistics of the training rows only: validation must not leak in */
+	esmm_schema_fit_stats(&s->schema, &s->train.ds);
 
 	esmm_status_clear(&st);
 	if (esmm_model_plan(&s->schema, &s->arch, ESMM_KIND_ESMM, &n_params, &st) != ESMM_OK)
@@ -365,21 +507,27 @@ esmm_train_final(PG_FUNCTION_ARGS)
 							   s->cfg.train.seed, &st) != ESMM_OK)
 		esmm_report_status(&st);
 	m->report.rows_seen = s->rows_seen;
-	m->report.rows_trained = s->ds.n_rows;
+	m->report.rows_trained = s->train.ds.n_rows;
 	m->report.rows_dropped = s->rows_dropped;
 	m->report.rows_null_label = s->rows_null_label;
 	m->report.rows_bad = s->rows_bad;
 	m->report.threads = (uint32_t) esmm_threads;
 
 	esmm_threads_prepare();
-	tp.ts = &s->cfg.train;
+	eval_spec_from_config(&ev, &s->cfg);
+	tp.cfg = &s->cfg;
+	tp.m = m;
+	initStringInfo(&tp.metrics);
 	INSTR_TIME_SET_CURRENT(tp.last_notice);
-	if (esmm_model_train(m, &s->ds, &s->cfg.train, esmm_train_progress, &tp, &st) != ESMM_OK)
+	if (esmm_model_fit(m, &s->train.ds, &s->val.ds, &s->cfg.train, &ev,
+					   esmm_train_progress, &tp, &st) != ESMM_OK)
 		esmm_report_status(&st);
 	ereport(NOTICE,
-			(errmsg("trained %u epochs on " UINT64_FORMAT " rows in %.1f s: final loss %.6f; " UINT64_FORMAT " rows dropped (conversion without click), " UINT64_FORMAT " with a NULL label, " UINT64_FORMAT " bad",
-					m->report.n_epochs, m->report.rows_trained, m->report.seconds,
-					m->report.epochs[m->report.n_epochs - 1].train_loss,
+			(errmsg("trained %u epochs on " UINT64_FORMAT " rows (" UINT64_FORMAT " more held out for validation) in %.1f s: final loss %.6f%s; " UINT64_FORMAT " rows dropped (conversion without click), " UINT64_FORMAT " with a NULL label, " UINT64_FORMAT " bad",
+					m->report.n_epochs, m->report.rows_trained, m->report.rows_validation,
+					m->report.seconds, m->report.epochs[m->report.n_epochs - 1].train_loss,
+					m->report.best_epoch > 0 ?
+					psprintf(", weights of epoch %u", m->report.best_epoch) : "",
 					m->report.rows_dropped, m->report.rows_null_label, m->report.rows_bad)));
 
 	out = esmm_model_to_bytea(m, false);

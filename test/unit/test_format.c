@@ -36,7 +36,7 @@ enum
 /* ------------------------------------------------------------- CRC-32C */
 
 /* Bit by bit, reflected polynomial 0x82F63B78: slow and obviously right. */
-static uint32_t
+uint32_t
 crc32c_ref(const void *data, size_t len)
 {
 	const uint8_t *p = data;

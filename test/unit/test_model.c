@@ -16,6 +16,7 @@
 
 #include "unit.h"
 #include "esmm_model.h"
+#include "model_format.h"
 #include "metrics.h"
 
 #define FD_EPS 1e-3f			/* central-difference step on a parameter */
@@ -1977,6 +1978,116 @@ test_early_stopping(void)
 	free_data(&d);
 }
 
+/* ----------------------------------------------------------------- export */
+
+/*
+ * A tower's sub-model scores exactly as the full model's tower, reads only
+ * that tower's features (the batch is re-laid for its schema), and survives
+ * the format; the other outputs are NaN.
+ */
+static void
+test_export(void)
+{
+	test_data	d;
+	esmm_schema s;
+	esmm_arch	a;
+	esmm_model *m,
+			   *sub[2];
+	esmm_status st;
+	const esmm_model_kind kinds[2] = {ESMM_KIND_ESMM_CTR, ESMM_KIND_ESMM_CVR};
+	float		full[3][64],
+				part[3][64];
+
+	make_training_data(&d, 64);
+	make_schema(&s);
+	make_arch(&a, ESMM_LOSS_BCE, 0.0f);
+	m = new_model(&s, &a, ESMM_KIND_ESMM, ESMM_OPTIM_ADAM, 0.01f, 64, SEED);
+	if (m == NULL)
+		return;
+	{
+		esmm_batch	b = {64, d.chunks[0].ids, d.chunks[0].nums, NULL, d.chunks[0].multi_off, d.chunks[0].multi_ids};
+
+		esmm_model_predict(m, &b, full[0], full[1], full[2]);
+	}
+	for (int t = 0; t < 2; t++)
+	{
+		esmm_status_clear(&st);
+		sub[t] = NULL;
+		CHECK(esmm_model_export(&sub[t], m, kinds[t], &st) == ESMM_OK, "export %d: %s", t, st.msg);
+		if (sub[t] == NULL)
+			continue;
+		CHECK(sub[t]->schema.n_features == m->arch.tower[t].n_inputs,
+			  "sub-model %d keeps the %u features of its tower, has %u",
+			  t, m->arch.tower[t].n_inputs, sub[t]->schema.n_features);
+		CHECK(sub[t]->has_tower[t] && !sub[t]->has_tower[1 - t], "sub-model %d has one tower", t);
+		CHECK(sub[t]->n_params < m->n_params, "sub-model %d is smaller: %zu of %zu parameters",
+			  t, sub[t]->n_params, m->n_params);
+		{
+			/* lay the rows out for the sub-model's schema: its id, float
+			 * and multi slots, copied from the full model's */
+			int32_t		ids[64 * 4];
+			float		nums[64 * 4];
+			uint32_t	off[4 * 65];
+			esmm_batch	b;
+
+			for (uint32_t f = 0; f < sub[t]->schema.n_features; f++)
+			{
+				uint32_t	full_f = 0;
+
+				while (strcmp(m->schema.features[full_f].name, sub[t]->schema.features[f].name) != 0)
+					full_f++;
+				for (int r = 0; r < 64; r++)
+				{
+					if (sub[t]->schema.features[f].kind == ESMM_FEAT_CATEGORICAL)
+						ids[r * sub[t]->n_ids + sub[t]->slot[f]] = d.chunks[0].ids[r * m->n_ids + m->slot[full_f]];
+					else if (sub[t]->schema.features[f].kind == ESMM_FEAT_NUMERIC)
+						nums[r * sub[t]->n_nums + sub[t]->slot[f]] = d.chunks[0].nums[r * m->n_nums + m->slot[full_f]];
+				}
+				if (sub[t]->schema.features[f].kind == ESMM_FEAT_MULTI)
+					for (int r = 0; r <= 64; r++)
+						off[sub[t]->slot[f] * 65 + r] = d.chunks[0].multi_off[r];
+			}
+			b.B = 64;
+			b.ids = ids;
+			b.nums = nums;
+			b.labels = NULL;
+			b.multi_off = off;
+			b.multi_ids = d.chunks[0].multi_ids;
+			if (esmm_model_workspace(sub[t], 64, &st) != ESMM_OK)
+			{
+				CHECK(0, "workspace: %s", st.msg);
+				continue;
+			}
+			esmm_model_predict(sub[t], &b, part[0], part[1], part[2]);
+			CHECK(memcmp(part[t], full[t], sizeof(part[t])) == 0,
+				  "sub-model %d scores as the full model's tower: %g vs %g", t,
+				  (double) part[t][0], (double) full[t][0]);
+			CHECK(isnan(part[1 - t][0]) && isnan(part[2][0]),
+				  "sub-model %d leaves the other tower's outputs and pctcvr NaN", t);
+		}
+		{
+			size_t		len = esmm_model_encoded_size(sub[t], 0);
+			uint8_t    *buf = malloc(len);
+			esmm_model *back = NULL;
+
+			CHECK(esmm_model_encode(sub[t], 0, buf, len, crc32c_ref, &st) == ESMM_OK &&
+				  esmm_model_decode(&back, buf, len, crc32c_ref, 0, &st) == ESMM_OK &&
+				  back->kind == kinds[t] && back->n_params == sub[t]->n_params &&
+				  memcmp(back->params, sub[t]->params, back->n_params * sizeof(float)) == 0,
+				  "sub-model %d round-trips through the format: %s", t, st.msg);
+			esmm_model_free(back);
+			free(buf);
+		}
+		esmm_model_free(sub[t]);
+	}
+	esmm_status_clear(&st);
+	sub[0] = NULL;
+	CHECK(esmm_model_export(&sub[0], m, ESMM_KIND_ESMM, &st) == ESMM_ERR_ARGUMENT && sub[0] == NULL,
+		  "exporting to a full kind is refused");
+	esmm_model_free(m);
+	free_data(&d);
+}
+
 void
 suite_model(void)
 {
@@ -1993,4 +2104,5 @@ suite_model(void)
 	test_fit_metrics(1);
 	test_fit_metrics(0);
 	test_early_stopping();
+	test_export();
 }
