@@ -50,7 +50,7 @@ CREATE FUNCTION esmm_training_history(model bytea,
 	RETURNS SETOF record
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION esmm_training_history(bytea) IS
-	'the per-epoch training history as rows (epoch, metric, value): train_loss, rows, seconds and the validation metrics, ready to plot';
+	'the per-epoch training history as rows (epoch, metric, value): train_loss, rows, rows_dropped, seconds and the validation metrics, ready to plot';
 
 CREATE FUNCTION esmm_model_fingerprint(model bytea) RETURNS text
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;

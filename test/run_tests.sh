@@ -39,6 +39,8 @@ tap_setup() {
 step "pgTAP setup: data and a stored model" tap_setup
 step "pgTAP behaviour" pg_prove -d esmm_tap test/pgtap/behaviour.sql test/pgtap/evaluation.sql
 
+step "progress NOTICEs" bash test/progress_notices.sh
+
 dump_restore() {
 	psql -qX -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS esmm_restored" -c "CREATE DATABASE esmm_restored" &&
 	psql -qX -v ON_ERROR_STOP=1 -d esmm_restored -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION esmm" &&

@@ -72,6 +72,11 @@ append_schema(StringInfo s, const esmm_model *m)
 	appendStringInfoChar(s, ']');
 }
 
+/*
+ * The history, an entry per epoch.  rows_dropped is the report's count in
+ * every entry: in-memory training drops rows once, while encoding, so each
+ * epoch misses the same rows.
+ */
 static void
 append_history(StringInfo s, const esmm_report *r)
 {
@@ -84,7 +89,8 @@ append_history(StringInfo s, const esmm_report *r)
 			appendStringInfoChar(s, ',');
 		appendStringInfo(s, "{\"epoch\":%u,\"train_loss\":", h->epoch);
 		json_number(s, h->train_loss);
-		appendStringInfo(s, ",\"rows\":" UINT64_FORMAT ",\"seconds\":", h->rows);
+		appendStringInfo(s, ",\"rows\":" UINT64_FORMAT ",\"rows_dropped\":" UINT64_FORMAT ",\"seconds\":",
+						 h->rows, r->rows_dropped);
 		json_number(s, h->seconds);
 		for (uint32_t k = 0; k < h->n_metrics; k++)
 		{
@@ -95,6 +101,25 @@ append_history(StringInfo s, const esmm_report *r)
 		appendStringInfoChar(s, '}');
 	}
 	appendStringInfoChar(s, ']');
+}
+
+/* The model's name (model_args.name), from its stored config. */
+static void
+append_model_name(StringInfo s, const esmm_model *m)
+{
+	Jsonb	   *cfg = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+														 CStringGetDatum(m->config_len > 0 ? m->config_json : "{}")));
+	JsonbValue	key,
+			   *v;
+
+	key.type = jbvString;
+	key.val.string.val = "name";
+	key.val.string.len = 4;
+	v = findJsonbValueFromContainer(&cfg->root, JB_FOBJECT, &key);
+	if (v != NULL && v->type == jbvString)
+		escape_json(s, pnstrdup(v->val.string.val, v->val.string.len));
+	else
+		appendStringInfoString(s, "null");
 }
 
 PG_FUNCTION_INFO_V1(esmm_model_info);
@@ -113,6 +138,8 @@ esmm_model_info(PG_FUNCTION_ARGS)
 	appendStringInfoChar(&s, '{');
 	json_key(&s, "kind");
 	escape_json(&s, kind_names[m->kind]);
+	appendStringInfoString(&s, ",\"name\":");
+	append_model_name(&s, m);
 	appendStringInfo(&s, ",\"format_version\":1,\"bytes\":%zu", (size_t) VARSIZE_ANY_EXHDR(b));
 	appendStringInfo(&s, ",\"parameters\":%zu,\"embedding_parameters\":%zu,\"parameter_bytes\":%zu",
 					 m->n_params, m->n_embedding, m->n_params * sizeof(float));
@@ -178,8 +205,8 @@ PG_FUNCTION_INFO_V1(esmm_training_history);
 
 /*
  * esmm_training_history(model bytea) -> setof (epoch, metric, value): the
- * per-epoch history as rows to plot: train_loss, rows, seconds, and each
- * validation metric.
+ * per-epoch history as rows to plot: train_loss, rows, rows_dropped,
+ * seconds, and each validation metric.
  */
 Datum
 esmm_training_history(PG_FUNCTION_ARGS)
@@ -195,14 +222,16 @@ esmm_training_history(PG_FUNCTION_ARGS)
 	for (uint32_t e = 0; e < r->n_epochs; e++)
 	{
 		const esmm_history_epoch *ep = &r->epochs[e];
-		const char *names[3 + 16];
-		double		values[3 + 16];
+		const char *names[4 + 16];
+		double		values[4 + 16];
 		int			n = 0;
 
 		names[n] = "train_loss";
 		values[n++] = ep->train_loss;
 		names[n] = "rows";
 		values[n++] = (double) ep->rows;
+		names[n] = "rows_dropped";
+		values[n++] = (double) r->rows_dropped;
 		names[n] = "seconds";
 		values[n++] = ep->seconds;
 		for (uint32_t k = 0; k < ep->n_metrics; k++)

@@ -26,7 +26,7 @@ SELECT ok((SELECT (esmm_model_info(model)->'report'->>'rows_validation')::float8
 CREATE TEMP TABLE hist AS SELECT h.* FROM fwd, esmm_training_history(model) h;
 SELECT is((SELECT count(DISTINCT epoch)::int FROM hist), 3, 'the history has 3 epochs');
 SELECT set_eq('SELECT DISTINCT metric FROM hist',
-	ARRAY['train_loss', 'rows', 'seconds', 'val_loss', 'click_auc', 'click_bacc', 'click_logloss', 'conversion_auc'],
+	ARRAY['train_loss', 'rows', 'rows_dropped', 'seconds', 'val_loss', 'click_auc', 'click_bacc', 'click_logloss', 'conversion_auc'],
 	'the history holds the training loss, val_loss and each requested metric');
 SELECT ok(bool_and(value > 0.55 AND value < 1), 'after the last epoch, validation AUCs beat chance')
 FROM hist WHERE metric IN ('click_auc', 'conversion_auc') AND epoch = 3;
@@ -78,7 +78,7 @@ SELECT ok((SELECT value FROM kgm, esmm_training_history(model) h
 
 -- esmm_training_history matches esmm_model_info
 SELECT is((SELECT count(*)::int FROM fwd, esmm_training_history(model)),
-		  (SELECT sum(3 + (SELECT count(*) FROM jsonb_object_keys(e) k WHERE k NOT IN ('epoch', 'rows', 'seconds', 'train_loss')))::int
+		  (SELECT sum(4 + (SELECT count(*) FROM jsonb_object_keys(e) k WHERE k NOT IN ('epoch', 'rows', 'rows_dropped', 'seconds', 'train_loss')))::int
 		   FROM fwd, jsonb_array_elements(esmm_model_info(model)->'report'->'history') e),
 	'esmm_training_history returns every value of esmm_model_info''s history');
 
