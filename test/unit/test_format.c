@@ -141,31 +141,6 @@ dup_bytes(const uint8_t *p, size_t n, size_t extra)
 	return c;
 }
 
-/* Runs fn(arg) in a child; whether it exited with 0 (see test_model.c). */
-static int
-survives_in_child(int (*fn) (void *), void *arg, const char *what)
-{
-	pid_t		pid;
-	int			status = 0;
-
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid == 0)
-		_exit(fn(arg));
-	if (pid < 0 || waitpid(pid, &status, 0) != pid)
-	{
-		CHECK(0, "%s: could not run a child process", what);
-		return 0;
-	}
-	if (WIFSIGNALED(status))
-		CHECK(0, "%s: the child was killed by signal %d", what, WTERMSIG(status));
-	else
-		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-			  "%s: the child exited with %d", what, WEXITSTATUS(status));
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
 /* ---------------------------------------------------------- the model */
 
 static void

@@ -264,36 +264,6 @@ feature_used(const esmm_model *m, uint32_t f)
 	return 0;
 }
 
-/*
- * Runs fn(arg) in a child process and reports whether it exited with 0:
- * for behaviour that may crash (a NULL dereference, a heap overflow that
- * the sanitizers abort on), so that a bug fails one check instead of
- * killing the suite.  The child leaves with _exit, skipping leak checks.
- */
-static int
-survives_in_child(int (*fn) (void *), void *arg, const char *what)
-{
-	pid_t		pid;
-	int			status = 0;
-
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid == 0)
-		_exit(fn(arg));
-	if (pid < 0 || waitpid(pid, &status, 0) != pid)
-	{
-		CHECK(0, "%s: could not run a child process", what);
-		return 0;
-	}
-	if (WIFSIGNALED(status))
-		CHECK(0, "%s: the child was killed by signal %d", what, WTERMSIG(status));
-	else
-		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-			  "%s: the child exited with %d", what, WEXITSTATUS(status));
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
 /* ------------------------------------------------------ gradient check */
 
 /* The objective with params[i] set to value; params[i] is restored. */

@@ -38,6 +38,10 @@ extern int	unit_failed;
 #include <stdint.h>
 uint32_t	crc32c_ref(const void *data, size_t len);
 
+/* Runs fn(arg) in a child process and checks that it exited with 0, so
+ * that a crash fails one check instead of the suite (test_main.c). */
+int			survives_in_child(int (*fn) (void *), void *arg, const char *what);
+
 /* The suites, one per file of test/unit. */
 void		suite_layers(void);
 void		suite_optim(void);
