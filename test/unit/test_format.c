@@ -157,18 +157,6 @@ set_feature(esmm_feature *f, const char *name, esmm_feature_kind kind,
 	f->src_type = src_type;
 }
 
-static void
-set_layer(esmm_layer_spec *l, uint32_t units, esmm_act act, int bias, int bn,
-		  float dropout)
-{
-	memset(l, 0, sizeof(*l));
-	l->units = units;
-	l->act = (uint8_t) act;
-	l->use_bias = (uint8_t) bias;
-	l->use_bn = (uint8_t) bn;
-	l->dropout = dropout;
-}
-
 /*
  * Features: 0 ad (categorical, hashed, 7 x 3), 1 price (numeric, log,
  * NULL indicator), 2 tags (multi, 6 x 2).  Every field that the format

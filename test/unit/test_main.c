@@ -40,6 +40,18 @@ survives_in_child(int (*fn) (void *), void *arg, const char *what)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+void
+set_layer(esmm_layer_spec *l, uint32_t units, esmm_act act, int bias, int bn,
+		  float dropout)
+{
+	memset(l, 0, sizeof(*l));
+	l->units = units;
+	l->act = (uint8_t) act;
+	l->use_bias = (uint8_t) bias;
+	l->use_bn = (uint8_t) bn;
+	l->dropout = dropout;
+}
+
 typedef struct
 {
 	const char *name;

@@ -70,18 +70,6 @@ set_feature(esmm_feature *f, const char *name, esmm_feature_kind kind,
 	f->std = 1.0f;
 }
 
-static void
-set_layer(esmm_layer_spec *l, uint32_t units, esmm_act act, int bias, int bn,
-		  float dropout)
-{
-	memset(l, 0, sizeof(*l));
-	l->units = units;
-	l->act = (uint8_t) act;
-	l->use_bias = (uint8_t) bias;
-	l->use_bn = (uint8_t) bn;
-	l->dropout = dropout;
-}
-
 /*
  * The schema of the suite:
  *   0 ad     categorical, 7 buckets, dim 3 (both towers: a shared table)

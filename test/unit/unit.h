@@ -38,6 +38,12 @@ extern int	unit_failed;
 #include <stdint.h>
 uint32_t	crc32c_ref(const void *data, size_t len);
 
+#include "esmm_core.h"
+
+/* Fills a layer spec: the fixture builder of the model and format suites. */
+void		set_layer(esmm_layer_spec *l, uint32_t units, esmm_act act, int bias,
+					  int bn, float dropout);
+
 /* Runs fn(arg) in a child process and checks that it exited with 0, so
  * that a crash fails one check instead of the suite (test_main.c). */
 int			survives_in_child(int (*fn) (void *), void *arg, const char *what);
