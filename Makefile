@@ -50,3 +50,21 @@ unit: test/unit/esmm_unit
 
 unit-sanitize: test/unit/esmm_unit_san
 	OMP_NUM_THREADS=2 ASAN_OPTIONS=detect_leaks=1 ./test/unit/esmm_unit_san
+
+# libFuzzer on the model decoder (clang, Debian's libclang-rt), not in the
+# test suite: make fuzz FUZZ_SECONDS=600.  Crashes land in test/fuzz/crashes;
+# keep any as a regression file in test/fuzz/regressions.
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 -fopenmp -I$(OPENBLAS_INC) -Isrc/core
+test/fuzz/fuzz_decode: $(CORE_SRCS) test/fuzz/fuzz_decode.c $(wildcard src/core/*.h)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ test/fuzz/fuzz_decode.c $(CORE_SRCS) $(UNIT_LIBS)
+
+test/fuzz/make_corpus: $(CORE_SRCS) test/fuzz/make_corpus.c $(wildcard src/core/*.h)
+	$(CC) $(FUZZ_CFLAGS) -o $@ test/fuzz/make_corpus.c $(CORE_SRCS) $(UNIT_LIBS)
+
+.PHONY: fuzz
+fuzz: test/fuzz/fuzz_decode test/fuzz/make_corpus
+	mkdir -p test/fuzz/corpus test/fuzz/crashes
+	./test/fuzz/make_corpus test/fuzz/corpus
+	./test/fuzz/fuzz_decode -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+		-artifact_prefix=test/fuzz/crashes/ test/fuzz/corpus test/fuzz/regressions
