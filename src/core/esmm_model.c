@@ -16,6 +16,7 @@
 #include "layers.h"
 #include "metrics.h"
 #include "optim.h"
+#include "stack.h"
 
 #define MAX_UNITS 65536
 #define MAX_DIM 1024
@@ -34,6 +35,17 @@ static int
 feature_has_table(const esmm_feature *f)
 {
 	return f->kind == ESMM_FEAT_CATEGORICAL || f->kind == ESMM_FEAT_MULTI;
+}
+
+/* Tower t as a stack of layers. */
+static esmm_stack
+tower_stack(const esmm_model *m, int t)
+{
+	/* the stack writes activations, never the model's layout */
+	esmm_stack	st = {&m->arch.tower[t], (esmm_layer_ref *) m->layer[t],
+	(esmm_layer_acts *) m->acts[t]};
+
+	return st;
 }
 
 /* --------------------------------------------------------------- schema */
@@ -201,14 +213,6 @@ validate_tower(const esmm_tower_spec *t, const esmm_schema *s, const char *name,
 	return ESMM_OK;
 }
 
-/* Reserves n floats at *cursor; returns the offset, or fails on overflow. */
-static int
-reserve(size_t *cursor, size_t n, size_t *off)
-{
-	*off = *cursor;
-	return esmm_size_add(*cursor, n, cursor);
-}
-
 static esmm_code
 compute_layout(esmm_model *m, esmm_status *st)
 {
@@ -226,8 +230,9 @@ compute_layout(esmm_model *m, esmm_status *st)
 		m->emb_off[f] = ESMM_NO_OFFSET;
 		if (!feature_has_table(ft))
 			continue;
+		m->emb_off[f] = cur;
 		if (!esmm_size_mul((size_t) ft->n_buckets + 1, ft->dim, &n) ||
-			!reserve(&cur, n, &m->emb_off[f]))
+			!esmm_size_add(cur, n, &cur))
 			return esmm_fail(st, ESMM_ERR_NOMEM, "embedding tables overflow size_t");
 		m->row_base[f] = rows;
 		rows += (size_t) ft->n_buckets + 1;
@@ -245,23 +250,11 @@ compute_layout(esmm_model *m, esmm_status *st)
 		for (uint32_t i = 0; i < tw->n_inputs; i++)
 			in += esmm_feature_width(&s->features[tw->inputs[i]]);
 		m->tower_in[t] = in;
-		for (uint32_t l = 0; l < tw->n_layers; l++)
 		{
-			const esmm_layer_spec *ly = &tw->layers[l];
-			esmm_layer_ref *r = &m->layer[t][l];
-			size_t		n;
+			esmm_stack	stack = tower_stack(m, t);
 
-			r->in = in;
-			r->out = ly->units;
-			r->b = r->gamma = r->beta = r->run_mean = r->run_var = ESMM_NO_OFFSET;
-			if (!esmm_size_mul(in, ly->units, &n) || !reserve(&cur, n, &r->W) ||
-				(ly->use_bias && !reserve(&cur, ly->units, &r->b)) ||
-				(ly->use_bn && (!reserve(&cur, ly->units, &r->gamma) ||
-								!reserve(&cur, ly->units, &r->beta) ||
-								!reserve(&scur, ly->units, &r->run_mean) ||
-								!reserve(&scur, ly->units, &r->run_var))))
+			if (!esmm_stack_layout(&stack, in, &cur, &scur))
 				return esmm_fail(st, ESMM_ERR_NOMEM, "tower parameters overflow size_t");
-			in = ly->units;
 		}
 	}
 	m->n_params = cur;
@@ -514,23 +507,6 @@ esmm_model_export(esmm_model **out, const esmm_model *m, esmm_model_kind kind,
 
 /* ----------------------------------------------------------------- init */
 
-/* A stream per tensor: the seed mixed with a tag naming the tensor. */
-static uint64_t
-tensor_stream(uint64_t seed, uint64_t tag)
-{
-	uint64_t	s = seed ^ (tag * 0x9E3779B97F4A7C15ULL);
-
-	(void) esmm_rng_next(&s);
-	return s;
-}
-
-static void
-fill_uniform(float *w, size_t n, float limit, uint64_t stream)
-{
-	for (size_t i = 0; i < n; i++)
-		w[i] = (2.0f * esmm_rng_uniform(&stream) - 1.0f) * limit;
-}
-
 void
 esmm_model_init(esmm_model *m, uint64_t seed)
 {
@@ -540,30 +516,17 @@ esmm_model_init(esmm_model *m, uint64_t seed)
 		{
 			const esmm_feature *ft = &m->schema.features[f];
 
-			fill_uniform(m->params + m->emb_off[f],
-						 ((size_t) ft->n_buckets + 1) * ft->dim, 0.05f,
-						 tensor_stream(seed, 1000 + f));
+			esmm_fill_uniform(m->params + m->emb_off[f],
+							  ((size_t) ft->n_buckets + 1) * ft->dim, 0.05f,
+							  esmm_tensor_stream(seed, 1000 + f));
 		}
 	for (int t = 0; t < 2; t++)
-	{
-		if (!m->has_tower[t])
-			continue;
-		for (uint32_t l = 0; l < m->arch.tower[t].n_layers; l++)
+		if (m->has_tower[t])
 		{
-			const esmm_layer_ref *r = &m->layer[t][l];
-			float		limit = sqrtf(6.0f / (float) (r->in + r->out));
+			esmm_stack	stack = tower_stack(m, t);
 
-			fill_uniform(m->params + r->W, (size_t) r->in * r->out, limit,
-						 tensor_stream(seed, ((uint64_t) t + 1) << 16 | l));
-			if (r->gamma != ESMM_NO_OFFSET)
-				for (uint32_t j = 0; j < r->out; j++)
-				{
-					m->params[r->gamma + j] = 1.0f;
-					m->state[r->run_mean + j] = 0.0f;
-					m->state[r->run_var + j] = 1.0f;
-				}
+			esmm_stack_init(&stack, m->params, m->state, seed, ((uint64_t) t + 1) << 16);
 		}
-	}
 }
 
 /* ------------------------------------------------------------ workspace */
@@ -577,11 +540,12 @@ max_width(const esmm_model *m)
 	{
 		if (!m->has_tower[t])
 			continue;
+		esmm_stack	stack = tower_stack(m, t);
+
 		if (m->tower_in[t] > w)
 			w = m->tower_in[t];
-		for (uint32_t l = 0; l < m->arch.tower[t].n_layers; l++)
-			if (m->layer[t][l].out > w)
-				w = m->layer[t][l].out;
+		if (esmm_stack_max_width(&stack) > w)
+			w = esmm_stack_max_width(&stack);
 	}
 	return w;
 }
@@ -610,18 +574,13 @@ esmm_model_workspace(esmm_model *m, int max_B, esmm_status *st)
 			if (!m->has_tower[t])
 				continue;
 			CARVE(m->input[t], B * m->tower_in[t]);
-			for (uint32_t l = 0; l < m->arch.tower[t].n_layers; l++)
 			{
-				esmm_layer_acts *a = &m->acts[t][l];
-				size_t		o = m->layer[t][l].out;
+				esmm_stack	stack = tower_stack(m, t);
+				float	   *acts;
 
-				CARVE(a->pre, B * o);
-				CARVE(a->xhat, B * o);
-				CARVE(a->inv_std, o);
-				CARVE(a->bn, B * o);
-				CARVE(a->act, B * o);
-				CARVE(a->mask, B * o);
-				CARVE(a->drop, B * o);
+				CARVE(acts, esmm_stack_acts_size(&stack, B));
+				if (pass)
+					esmm_stack_carve(&stack, acts, B);
 			}
 			CARVE(m->logit[t], B);
 			CARVE(m->d_logit[t], B);
@@ -688,7 +647,7 @@ esmm_model_train_begin(esmm_model *m, const esmm_optim_spec *optim,
 	m->optim = *optim;
 	m->step = 0;
 	m->n_touched = 0;
-	m->dropout_rng = tensor_stream(seed, 77);
+	m->dropout_rng = esmm_tensor_stream(seed, 77);
 	return ESMM_OK;
 }
 
@@ -892,45 +851,11 @@ esmm_embedding_touch(esmm_model *m, const esmm_batch *batch)
 static void
 esmm_tower_forward(esmm_model *m, int t, int B, int training)
 {
-	const esmm_tower_spec *tw = &m->arch.tower[t];
-	const float *x = m->input[t];	/* [B, in] */
+	esmm_stack	stack = tower_stack(m, t);
+	const float *y = esmm_stack_forward(&stack, m->input[t], m->params, m->state, B,
+										training, &m->dropout_rng);
 
-	for (uint32_t l = 0; l < tw->n_layers; l++)
-	{
-		const esmm_layer_spec *ly = &tw->layers[l];
-		const esmm_layer_ref *r = &m->layer[t][l];
-		esmm_layer_acts *a = &m->acts[t][l];
-		const size_t n = (size_t) B * r->out;
-		const float *h;
-
-		esmm_dense_forward(a->pre, x, m->params + r->W,
-						   r->b != ESMM_NO_OFFSET ? m->params + r->b : NULL,
-						   B, (int) r->in, (int) r->out);
-		h = a->pre;
-		if (ly->use_bn)
-		{
-			if (training)
-				esmm_bn_forward_train(a->bn, a->xhat, a->inv_std,
-									  m->state + r->run_mean, m->state + r->run_var,
-									  h, m->params + r->gamma, m->params + r->beta,
-									  B, (int) r->out);
-			else
-				esmm_bn_forward_infer(a->bn, h, m->params + r->gamma, m->params + r->beta,
-									  m->state + r->run_mean, m->state + r->run_var,
-									  B, (int) r->out);
-			h = a->bn;
-		}
-		esmm_act_forward(a->act, h, n, (esmm_act) ly->act);
-		h = a->act;
-		if (training && ly->dropout > 0.0f)
-		{
-			esmm_dropout_forward(a->drop, a->mask, h, n, ly->dropout, &m->dropout_rng);
-			h = a->drop;
-		}
-		a->y = h;
-		x = h;
-	}
-	memcpy(m->logit[t], x, (size_t) B * sizeof(float));
+	memcpy(m->logit[t], y, (size_t) B * sizeof(float));
 }
 
 /* The reverse of esmm_tower_forward: from d_logit[t] to the gradient of
@@ -938,40 +863,11 @@ esmm_tower_forward(esmm_model *m, int t, int B, int training)
 static const float *
 esmm_tower_backward(esmm_model *m, int t, int B)
 {
-	const esmm_tower_spec *tw = &m->arch.tower[t];
-	const float *dy = m->d_logit[t];	/* [B, out] */
-	float	   *sa = m->scratch[0],
-			   *sb = m->scratch[1],
-			   *sc = m->scratch[2];
+	esmm_stack	stack = tower_stack(m, t);
 
-	for (int l = (int) tw->n_layers - 1; l >= 0; l--)
-	{
-		const esmm_layer_spec *ly = &tw->layers[l];
-		const esmm_layer_ref *r = &m->layer[t][l];
-		esmm_layer_acts *a = &m->acts[t][l];
-		const size_t n = (size_t) B * r->out;
-		const float *x_in = l == 0 ? m->input[t] : m->acts[t][l - 1].y;
-		const float *g;
-
-		if (ly->dropout > 0.0f)
-			esmm_dropout_backward(sb, dy, a->mask, n);
-		else
-			memcpy(sb, dy, n * sizeof(float));
-		esmm_act_backward(sb, sb, ly->use_bn ? a->bn : a->pre, a->act, n,
-						  (esmm_act) ly->act);
-		g = sb;
-		if (ly->use_bn)
-		{
-			esmm_bn_backward(sc, m->grads + r->gamma, m->grads + r->beta, sb,
-							 a->xhat, a->inv_std, m->params + r->gamma, B, (int) r->out);
-			g = sc;
-		}
-		esmm_dense_backward(sa, m->grads + r->W,
-							r->b != ESMM_NO_OFFSET ? m->grads + r->b : NULL,
-							g, x_in, m->params + r->W, B, (int) r->in, (int) r->out);
-		dy = sa;
-	}
-	return sa;
+	esmm_stack_backward(&stack, m->scratch[0], m->d_logit[t], m->input[t], m->params,
+						m->grads, B, m->scratch[1], m->scratch[2]);
+	return m->scratch[0];
 }
 
 /* ----------------------------------------------------------------- loss */
@@ -1113,18 +1009,12 @@ esmm_model_forward_backward(esmm_model *m, const esmm_batch *batch,
 	reg += esmm_embedding_touch(m, batch);
 
 	for (int t = 0; t < 2; t++)
-	{
-		const esmm_tower_spec *tw = &m->arch.tower[t];
-
-		for (uint32_t l = 0; m->has_tower[t] && l < tw->n_layers; l++)
+		if (m->has_tower[t])
 		{
-			const esmm_layer_ref *r = &m->layer[t][l];
-			size_t		n = (size_t) r->in * r->out;
+			esmm_stack	stack = tower_stack(m, t);
 
-			reg += esmm_reg_loss(m->params + r->W, n, tw->l1, tw->l2);
-			esmm_reg_grad(m->grads + r->W, m->params + r->W, n, tw->l1, tw->l2);
+			reg += esmm_stack_regularize(&stack, m->params, m->grads);
 		}
-	}
 	return loss + reg;
 }
 
@@ -1426,7 +1316,7 @@ esmm_model_fit(esmm_model *m, const esmm_dataset *ds, const esmm_dataset *val,
 	const int	bs = m->max_B;
 	const int	has_val = val != NULL && val->n_rows > 0;
 	const int	evaluate = ev != NULL && (ev->n_metrics > 0 || ev->early_stopping || has_val);
-	uint64_t	rng = tensor_stream(ts->seed, 4242);
+	uint64_t	rng = esmm_tensor_stream(ts->seed, 4242);
 	uint32_t   *perm;
 	esmm_code	rc = ESMM_OK;
 	double		t_start = now_seconds(),

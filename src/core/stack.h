@@ -1,0 +1,67 @@
+/*
+ * stack.h: a stack of dense layers (dense -> batch norm -> activation ->
+ * dropout, per layer), the unit that ESMM's towers and MMoE's experts and
+ * task towers are made of.  A stack does not own memory: its tensors are
+ * offsets into the model's flat buffers, and its activations point into
+ * the model's workspace.
+ */
+#ifndef ESMM_STACK_H
+#define ESMM_STACK_H
+
+#include "esmm_model.h"
+
+typedef struct esmm_stack
+{
+	const esmm_tower_spec *spec;
+	esmm_layer_ref *ref;		/* [spec->n_layers] tensor offsets */
+	esmm_layer_acts *acts;		/* [spec->n_layers] activations */
+} esmm_stack;
+
+/* Lays out the stack's tensors for an input of width in: parameters from
+ * *cursor, batch-norm statistics from *scursor.  0 on size_t overflow. */
+int			esmm_stack_layout(esmm_stack *s, uint32_t in, size_t *cursor,
+							  size_t *scursor);
+
+/* The widest layer of the stack. */
+uint32_t	esmm_stack_max_width(const esmm_stack *s);
+
+/* Glorot-uniform kernels from a stream per layer (tag mixed with the
+ * layer), gamma 1, running variance 1; biases and beta stay 0. */
+void		esmm_stack_init(const esmm_stack *s, float *params, float *state,
+							uint64_t seed, uint64_t tag);
+
+/* Floats of activations the stack needs for B rows. */
+size_t		esmm_stack_acts_size(const esmm_stack *s, size_t B);
+
+/* Points the stack's activations into work (esmm_stack_acts_size floats). */
+void		esmm_stack_carve(esmm_stack *s, float *work, size_t B);
+
+/*
+ * Forward for B rows of x [B, in]; returns the output [B, out of the last
+ * layer] (inside the activations).  training: batch norm on the batch's
+ * statistics (moving the running ones) and dropout from *rng.
+ */
+const float *esmm_stack_forward(const esmm_stack *s, const float *x,
+								const float *params, float *state, int B,
+								int training, uint64_t *rng);
+
+/*
+ * The reverse of esmm_stack_forward: from dy [B, out] to dx [B, in],
+ * accumulating the parameter gradients into grads.  dx also serves as the
+ * buffer between layers, and sb, sc are scratch: each [B, max width].
+ */
+void		esmm_stack_backward(const esmm_stack *s, float *dx, const float *dy,
+								const float *x, const float *params,
+								float *grads, int B, float *sb, float *sc);
+
+/* Adds the kernels' L1/L2 gradients to grads; returns their loss. */
+double		esmm_stack_regularize(const esmm_stack *s, const float *params,
+								  float *grads);
+
+/* A stream per tensor: the seed mixed with a tag naming the tensor. */
+uint64_t	esmm_tensor_stream(uint64_t seed, uint64_t tag);
+
+/* w[i] uniform in (-limit, limit) from stream. */
+void		esmm_fill_uniform(float *w, size_t n, float limit, uint64_t stream);
+
+#endif
