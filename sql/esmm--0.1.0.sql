@@ -27,6 +27,11 @@ CREATE FUNCTION esmm_config_check(config jsonb) RETURNS jsonb
 COMMENT ON FUNCTION esmm_config_check(jsonb) IS
 	'validates an esmm_train configuration and returns it normalized, with every default filled in';
 
+CREATE FUNCTION mmoe_config_check(config jsonb) RETURNS jsonb
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION mmoe_config_check(jsonb) IS
+	'validates an MMoE v2 configuration (seed 002) and returns it normalized, with every default filled in';
+
 -- ------------------------------------------------------------- scoring
 
 CREATE FUNCTION esmm_predict(model bytea, r record,

@@ -11,8 +11,10 @@
  * every error message, so that the wording, which pg_regress output pins,
  * stays uniform.
  *
- * Model kinds differ only in their model_args keys and input groups; those
- * live in a cfg_model_desc, so that MMoE adds an entry next to ESMM's.
+ * Model kinds differ in their model_args keys, input groups, labels and
+ * losses; those live in a cfg_model_desc, with an entry for ESMM and one for
+ * MMoE v2.  ESMM names its labels in model_args, MMoE lists them in
+ * inputs.groups.labels: MMoE reads the inputs before model_args.
  *
  * jsonb does not keep the order of keys, so "order of appearance" for the
  * pipeline-key NOTICE is rebuilt: by level (top, job_detail, train_args,
@@ -88,10 +90,19 @@ struct cfg_ctx;
 typedef struct cfg_model_desc
 {
 	esmm_model_kind kind;
+	const char *what;			/* "esmm": names the configuration */
+	const char *example;		/* a short valid configuration, for hints */
 	const char *const *model_keys;	/* NULL-terminated */
-	const char *const *group_names; /* inputs.groups keys, as out->group */
+	const char *const *train_keys;
+	const char *const *group_names; /* inputs.groups keys */
+	bool		labels_in_inputs;	/* read the inputs before model_args */
 	void		(*parse_model) (struct cfg_ctx *c, esmm_config *out);
+	void		(*parse_groups) (struct cfg_ctx *c, esmm_config *out,
+								 const cfg_section *groups);
+	void		(*parse_losses) (struct cfg_ctx *c, esmm_config *out);
 	void		(*put_model) (JsonbParseState **st, const esmm_config *out);
+	void		(*put_groups) (JsonbParseState **st, const esmm_config *out);
+	void		(*put_losses) (JsonbParseState **st, const esmm_config *out);
 } cfg_model_desc;
 
 typedef struct cfg_ctx
@@ -103,7 +114,10 @@ typedef struct cfg_ctx
 	cfg_section inputs;			/* one node, "inputs", from wherever it came */
 	List	   *pipeline;		/* cfg_pipeline_key * */
 	List	   *defs;			/* cfg_def *, as inputs.defs lists them */
+	cfg_node   *defs_node;		/* inputs.defs, if given */
 	bool		holdout_defaulted;	/* early_stopping without validation_fraction */
+	bool		wide_dropped;	/* use_wide true, but no wide features */
+	bool		wide_raw_notice;	/* a wide_type neither FM, LR nor raw */
 } cfg_ctx;
 
 typedef struct cfg_range
@@ -125,10 +139,17 @@ static const char *const level_keys[] = {
 	"eval_args", NULL
 };
 
-static const char *const train_keys[] = {
+static const char *const esmm_train_keys[] = {
 	"batch_size", "epochs", "optimizer", "losses", "metrics", "early_stopping",
 	"train_speed_logger", "seed", "validation_fraction", "shuffle",
 	"on_bad_row", NULL
+};
+
+/* MMoE's: ESMM's and task_types, which model_args may hold too. */
+static const char *const mmoe_train_keys[] = {
+	"batch_size", "epochs", "optimizer", "losses", "metrics", "early_stopping",
+	"train_speed_logger", "seed", "validation_fraction", "shuffle",
+	"on_bad_row", "task_types", NULL
 };
 
 static const char *const eval_keys[] = {"batch_size", "metrics", NULL};
@@ -629,6 +650,35 @@ cfg_get_enum(const cfg_section *s, const char *key, const char *const *names, in
 	return n ? cfg_enum(n, names, NULL) : dflt;
 }
 
+/* A model name; dflt when absent. */
+static const char *
+cfg_get_name(const cfg_section *s, const char *key, const char *dflt)
+{
+	cfg_node   *n = cfg_get(s, key);
+
+	return n ? cfg_name(n, "a string of 1 to 63 bytes") : dflt;
+}
+
+/* A regularization rate: non-negative, null or absent for 0. */
+static float
+cfg_get_rate(const cfg_section *s, const char *key)
+{
+	cfg_node   *n = cfg_get(s, key);
+
+	return n ? cfg_rate_or_null(n, &RANGE_NONNEG) : 0.0f;
+}
+
+/* A key that must be given. */
+static cfg_node *
+cfg_require(const cfg_section *s, const char *key, const char *hint)
+{
+	cfg_node   *n = cfg_get(s, key);
+
+	if (n == NULL)
+		cfg_missing(cfg_where(s, key), hint);
+	return n;
+}
+
 /* --------------------------------------------------------- per-layer keys */
 
 typedef double (*cfg_layer_reader) (const cfg_node *n, const char *what);
@@ -711,6 +761,112 @@ cfg_per_layer(const cfg_node *n, int nl, double dflt, double missing,
 	}
 }
 
+/* loss_weights: count non-negative numbers, not all 0; all 1 when absent. */
+static void
+cfg_parse_weights(const cfg_node *n, uint32 count, const char *what, float *w)
+{
+	List	   *elems;
+	ListCell   *lc;
+	bool		any = false;
+	uint32		i;
+
+	for (i = 0; i < count; i++)
+		w[i] = 1.0f;
+	if (n == NULL)
+		return;
+	elems = cfg_array(n, what);
+	if (list_length(elems) != (int) count)
+		cfg_bad(n, "%s", what);
+	foreach(lc, elems)
+	{
+		i = foreach_current_index(lc);
+		w[i] = cfg_real(lfirst(lc), &RANGE_NONNEG, what);
+		if (w[i] != 0)
+			any = true;
+	}
+	if (!any)
+		cfg_bad(n, "%s", what);
+}
+
+/* The keys of one kind of tower: ESMM's ctr_dnn_* and cvr_dnn_*, MMoE's
+ * task_* and expert_*. */
+typedef struct cfg_tower_keys
+{
+	const char *act;
+	const char *use_bias;
+	const char *use_bn;
+	const char *dropout;
+	const char *l1;
+	const char *l2;
+	bool		output;			/* the last layer is the linear output layer */
+} cfg_tower_keys;
+
+/*
+ * The layer widths in n: a non-empty array of at most ESMM_MAX_LAYERS
+ * widths, with seed 000's width-1 output layer appended when output is set
+ * and the last width is not 1.
+ */
+static int
+cfg_parse_units(const cfg_node *n, bool output, const char *what, uint32 *units)
+{
+	List	   *elems = cfg_array(n, what);
+	ListCell   *lc;
+	int			nl;
+
+	if (list_length(elems) == 0 || list_length(elems) > ESMM_MAX_LAYERS)
+		cfg_bad(n, "%s", what);
+	nl = 0;
+	foreach(lc, elems)
+		units[nl++] = cfg_int(lfirst(lc), 1, CFG_MAX_UNITS, what);
+	if (output && units[nl - 1] != 1)
+	{
+		if (nl == ESMM_MAX_LAYERS)
+			cfg_bad(n, "%s", what);
+		units[nl++] = 1;
+	}
+	return nl;
+}
+
+/*
+ * Fills t from its nl layer widths and the per-layer keys of s.  Seed 000:
+ * activations and dropout are for the hidden layers (an output layer stays
+ * linear, its sigmoid is part of the loss), batch norm is for every layer,
+ * the output included.  Without an output layer every layer is hidden.
+ */
+static void
+cfg_parse_tower(const cfg_section *s, const cfg_tower_keys *k,
+				const uint32 *units, int nl, esmm_tower_spec *t)
+{
+	double		act[ESMM_MAX_LAYERS];
+	double		bn[ESMM_MAX_LAYERS];
+	double		dropout[ESMM_MAX_LAYERS];
+	int			nh = k->output ? nl - 1 : nl;
+	bool		use_bias;
+	int			i;
+
+	use_bias = cfg_get_bool(s, k->use_bias, true);
+	cfg_per_layer(cfg_get(s, k->act), nh, ESMM_ACT_RELU, ESMM_ACT_NONE, cfg_layer_act,
+				  psprintf("one of: %s", cfg_join(cfg_act_list())), act);
+	cfg_per_layer(cfg_get(s, k->use_bn), nl, 0, 0,
+				  cfg_layer_bool, "true or false, or a per-layer array of those", bn);
+	cfg_per_layer(cfg_get(s, k->dropout), nh, 0, 0,
+				  cfg_layer_rate, "a number in [0, 1), or a per-layer array of those", dropout);
+
+	t->n_layers = nl;
+	for (i = 0; i < nl; i++)
+	{
+		bool		hidden = i < nh;
+
+		t->layers[i].units = units[i];
+		t->layers[i].use_bias = use_bias;
+		t->layers[i].act = hidden ? (uint8) act[i] : ESMM_ACT_NONE;
+		t->layers[i].use_bn = bn[i] != 0;
+		t->layers[i].dropout = hidden ? (float) dropout[i] : 0.0f;
+	}
+	t->l1 = cfg_get_rate(s, k->l1);
+	t->l2 = cfg_get_rate(s, k->l2);
+}
+
 /* ------------------------------------------------------------------ ESMM */
 
 static const char *const esmm_model_keys[] = {
@@ -732,82 +888,36 @@ esmm_key(const char *tower, const char *suffix)
 	return psprintf("%s_dnn_%s", tower, suffix);
 }
 
-/* The layer widths, with seed 000's width-1 output layer appended. */
-static int
-esmm_parse_units(const cfg_node *n, uint32 *units)
+static cfg_tower_keys
+esmm_tower_keys(const char *tower)
 {
-	char	   *what = psprintf("a non-empty array of integers from 1 to %d, at most %d layers "
-								"counting the width-1 output layer appended when the last width is not 1",
-								CFG_MAX_UNITS, ESMM_MAX_LAYERS);
-	List	   *elems;
-	ListCell   *lc;
-	int			nl;
+	cfg_tower_keys k = {
+		esmm_key(tower, "hidden_act"), esmm_key(tower, "use_bias"),
+		esmm_key(tower, "use_bn"), esmm_key(tower, "dropout"),
+		esmm_key(tower, "l1_reg"), esmm_key(tower, "l2_reg"), true
+	};
 
-	if (n == NULL)
-	{
-		units[0] = 64;
-		units[1] = 32;
-		units[2] = 1;
-		return 3;
-	}
-	elems = cfg_array(n, what);
-	if (list_length(elems) == 0 || list_length(elems) > ESMM_MAX_LAYERS)
-		cfg_bad(n, "%s", what);
-	nl = 0;
-	foreach(lc, elems)
-		units[nl++] = cfg_int(lfirst(lc), 1, CFG_MAX_UNITS, what);
-	if (units[nl - 1] != 1)
-	{
-		if (nl == ESMM_MAX_LAYERS)
-			cfg_bad(n, "%s", what);
-		units[nl++] = 1;
-	}
-	return nl;
+	return k;
 }
 
 static void
 esmm_parse_tower(const cfg_section *s, const char *tower, esmm_tower_spec *t)
 {
+	static const uint32 dflt[] = {64, 32, 1};
+	cfg_tower_keys k = esmm_tower_keys(tower);
 	uint32		units[ESMM_MAX_LAYERS];
-	double		act[ESMM_MAX_LAYERS];
-	double		bn[ESMM_MAX_LAYERS];
-	double		dropout[ESMM_MAX_LAYERS];
-	bool		use_bias;
-	cfg_node   *n;
-	int			nl;
-	int			i;
+	cfg_node   *n = cfg_get(s, esmm_key(tower, "units"));
+	int			nl = lengthof(dflt);
 
-	nl = esmm_parse_units(cfg_get(s, esmm_key(tower, "units")), units);
-	use_bias = cfg_get_bool(s, esmm_key(tower, "use_bias"), true);
-
-	/*
-	 * Seed 000: activations and dropout are for the hidden layers (the
-	 * output stays linear, its sigmoid is part of the loss), batch norm is
-	 * for every layer, the output included.
-	 */
-	cfg_per_layer(cfg_get(s, esmm_key(tower, "hidden_act")), nl - 1,
-				  ESMM_ACT_RELU, ESMM_ACT_NONE, cfg_layer_act,
-				  psprintf("one of: %s", cfg_join(cfg_act_list())), act);
-	cfg_per_layer(cfg_get(s, esmm_key(tower, "use_bn")), nl, 0, 0,
-				  cfg_layer_bool, "true or false, or a per-layer array of those", bn);
-	cfg_per_layer(cfg_get(s, esmm_key(tower, "dropout")), nl - 1, 0, 0,
-				  cfg_layer_rate, "a number in [0, 1), or a per-layer array of those", dropout);
-
-	t->n_layers = nl;
-	for (i = 0; i < nl; i++)
-	{
-		bool		hidden = i < nl - 1;
-
-		t->layers[i].units = units[i];
-		t->layers[i].use_bias = use_bias;
-		t->layers[i].act = hidden ? (uint8) act[i] : ESMM_ACT_NONE;
-		t->layers[i].use_bn = bn[i] != 0;
-		t->layers[i].dropout = hidden ? (float) dropout[i] : 0.0f;
-	}
-	n = cfg_get(s, esmm_key(tower, "l1_reg"));
-	t->l1 = n ? cfg_rate_or_null(n, &RANGE_NONNEG) : 0.0f;
-	n = cfg_get(s, esmm_key(tower, "l2_reg"));
-	t->l2 = n ? cfg_rate_or_null(n, &RANGE_NONNEG) : 0.0f;
+	if (n != NULL)
+		nl = cfg_parse_units(n, true,
+							 psprintf("a non-empty array of integers from 1 to %d, at most %d layers "
+									  "counting the width-1 output layer appended when the last width is not 1",
+									  CFG_MAX_UNITS, ESMM_MAX_LAYERS),
+							 units);
+	else
+		memcpy(units, dflt, sizeof(dflt));
+	cfg_parse_tower(s, &k, units, nl, t);
 }
 
 static void
@@ -820,29 +930,16 @@ esmm_parse_model(cfg_ctx *c, esmm_config *out)
 	cfg_node   *cvr;
 	int			t;
 
-	n = cfg_get(s, "name");
-	strlcpy(out->name, n ? cfg_name(n, "a string of 1 to 63 bytes") : "esmm",
-			ESMM_NAME_LEN);
+	strlcpy(out->name, cfg_get_name(s, "name", "esmm"), ESMM_NAME_LEN);
 
 	for (t = 0; t < 2; t++)
 		esmm_parse_tower(s, esmm_towers[t], &out->arch.tower[t]);
 
-	n = cfg_get(s, "l2_reg_embedding");
-	out->arch.l2_embedding = n ? cfg_rate_or_null(n, &RANGE_NONNEG) : 0.0f;
+	out->arch.l2_embedding = cfg_get_rate(s, "l2_reg_embedding");
 
-	out->arch.loss_weights[0] = out->arch.loss_weights[1] = 1.0f;
-	if ((n = cfg_get(s, "loss_weights")) != NULL)
-	{
-		const char *what = "an array of 2 non-negative numbers (ctr, ctcvr), not both 0";
-		List	   *w = cfg_array(n, what);
-
-		if (list_length(w) != 2)
-			cfg_bad(n, "%s", what);
-		out->arch.loss_weights[0] = cfg_real(linitial(w), &RANGE_NONNEG, what);
-		out->arch.loss_weights[1] = cfg_real(lsecond(w), &RANGE_NONNEG, what);
-		if (out->arch.loss_weights[0] == 0 && out->arch.loss_weights[1] == 0)
-			cfg_bad(n, "%s", what);
-	}
+	cfg_parse_weights(cfg_get(s, "loss_weights"), 2,
+					  "an array of 2 non-negative numbers (ctr, ctcvr), not both 0",
+					  out->arch.loss_weights);
 
 	if ((n = cfg_get(s, "ctr_label_name")) == NULL)
 		cfg_missing(cfg_where(s, "ctr_label_name"),
@@ -866,10 +963,29 @@ esmm_parse_model(cfg_ctx *c, esmm_config *out)
 
 /* ---------------------------------------------------------------- inputs */
 
+/* The labels in task order, NULL-terminated: ESMM's two, or MMoE's. */
+static const char **
+cfg_labels(const esmm_config *out)
+{
+	const char **names = palloc((ESMM_MAX_LABELS + 1) * sizeof(char *));
+	uint32		n = 0;
+
+	if (out->kind == ESMM_KIND_MMOE)
+		for (; n < out->n_labels; n++)
+			names[n] = out->mmoe_labels[n];
+	else
+	{
+		names[n++] = out->labels[0];
+		names[n++] = out->labels[1];
+	}
+	names[n] = NULL;
+	return names;
+}
+
 static bool
 cfg_is_label(const esmm_config *out, const char *name)
 {
-	return strcmp(out->labels[0], name) == 0 || strcmp(out->labels[1], name) == 0;
+	return cfg_index(cfg_labels(out), name) >= 0;
 }
 
 static int
@@ -1017,16 +1133,20 @@ cfg_parse_exclude(esmm_config *out, const cfg_node *n)
 	}
 }
 
-static void
-cfg_parse_group(esmm_config *out, const cfg_node *n, int g)
+/* A group of features into names[]; returns how many. */
+static uint32
+cfg_parse_group(const esmm_config *out, const cfg_node *n, bool may_be_empty,
+				char (*names)[ESMM_NAME_LEN])
 {
-	const char *what = out->defs_given
-		? "a non-empty array of distinct feature names from inputs.defs"
-		: "a non-empty array of distinct column names that are neither labels nor in inputs.exclude";
+	const char *what = psprintf(out->defs_given
+								? "%s array of distinct feature names from inputs.defs"
+								: "%s array of distinct column names that are neither labels nor in inputs.exclude",
+								may_be_empty ? "an" : "a non-empty");
 	List	   *elems = cfg_array(n, what);
 	ListCell   *lc;
+	uint32		count = 0;
 
-	if (list_length(elems) == 0 || list_length(elems) > ESMM_MAX_FEATURES)
+	if ((list_length(elems) == 0 && !may_be_empty) || list_length(elems) > ESMM_MAX_FEATURES)
 		cfg_bad(n, "%s", what);
 	foreach(lc, elems)
 	{
@@ -1035,11 +1155,25 @@ cfg_parse_group(esmm_config *out, const cfg_node *n, int g)
 			? cfg_find_request(out, name) >= 0
 			: !cfg_is_label(out, name) && !cfg_in_names(out->exclude, out->n_exclude, name);
 
-		if (!ok || cfg_in_names(out->group[g], out->n_group[g], name))
+		if (!ok || cfg_in_names(names, count, name))
 			cfg_bad(lfirst(lc), "%s", what);
-		strlcpy(out->group[g][out->n_group[g]++], name, ESMM_NAME_LEN);
+		strlcpy(names[count++], name, ESMM_NAME_LEN);
 	}
-	out->group_given[g] = true;
+	return count;
+}
+
+static void
+esmm_parse_groups(cfg_ctx *c, esmm_config *out, const cfg_section *g)
+{
+	cfg_node   *n;
+	int			t;
+
+	for (t = 0; t < 2; t++)
+		if ((n = cfg_get(g, esmm_towers[t])) != NULL)
+		{
+			out->n_group[t] = cfg_parse_group(out, n, false, out->group[t]);
+			out->group_given[t] = true;
+		}
 }
 
 static void
@@ -1058,19 +1192,18 @@ cfg_parse_inputs(cfg_ctx *c, esmm_config *out)
 	out->default_hash_buckets = cfg_get_int(&s, "default_hash_buckets", 1,
 											CFG_MAX_BUCKETS, 10000);
 	if ((n = cfg_get(&s, "defs")) != NULL)
+	{
+		c->defs_node = n;
 		cfg_parse_defs(c, out, n);
+	}
 	if ((n = cfg_get(&s, "exclude")) != NULL)
 		cfg_parse_exclude(out, n);
 	if ((n = cfg_get(&s, "groups")) != NULL)
 	{
-		const char *const *names = c->desc->group_names;
 		cfg_section g;
-		int			i;
 
-		cfg_open(c, &g, n, "inputs.groups", names, NULL);
-		for (i = 0; names[i] != NULL; i++)
-			if ((n = cfg_get(&g, names[i])) != NULL)
-				cfg_parse_group(out, n, i);
+		cfg_open(c, &g, n, "inputs.groups", c->desc->group_names, NULL);
+		c->desc->parse_groups(c, out, &g);
 	}
 }
 
@@ -1081,7 +1214,7 @@ static uint32
 cfg_parse_metrics(cfg_ctx *c, const esmm_config *out, const cfg_node *n,
 				  const char *section, esmm_metric_request *req)
 {
-	const char *labels[] = {out->labels[0], out->labels[1], NULL};
+	const char **labels = cfg_labels(out);
 	char	   *what = psprintf("an array of metric names from: %s", cfg_join(metric_names));
 	cfg_section m;
 	uint32		nreq = 0;
@@ -1115,12 +1248,12 @@ cfg_parse_metrics(cfg_ctx *c, const esmm_config *out, const cfg_node *n,
 	return nreq;
 }
 
-/* losses: one kind for both labels, however it is written. */
+/* ESMM's losses: one kind for both labels, however it is written. */
 static uint8
 cfg_parse_losses(cfg_ctx *c, const esmm_config *out, const cfg_node *n)
 {
 	const char *what = "bce or mse, given once or as an array or an object by label of equal values";
-	const char *labels[] = {out->labels[0], out->labels[1], NULL};
+	const char **labels = cfg_labels(out);
 	List	   *vals;
 	ListCell   *lc;
 	int			loss = -1;
@@ -1208,17 +1341,19 @@ cfg_parse_optimizer(cfg_ctx *c, esmm_config *out, const cfg_node *n)
 static const char **
 cfg_monitors(const esmm_config *out)
 {
-	const char **names = palloc((2 + 2 * 4 + 1) * sizeof(char *));
+	const char **labels = cfg_labels(out);
+	const char **names = palloc((2 + ESMM_MAX_LABELS * (lengthof(metric_names) - 1) + 1) *
+								sizeof(char *));
 	int			n = 0;
 	int			l;
 	int			m;
 
 	names[n++] = "val_loss";
 	names[n++] = "loss";
-	for (l = 0; l < 2; l++)
+	for (l = 0; labels[l] != NULL; l++)
 		for (m = 0; metric_names[m] != NULL; m++)
 		{
-			char	   *s = psprintf("%s_%s", out->labels[l], metric_names[m]);
+			char	   *s = psprintf("%s_%s", labels[l], metric_names[m]);
 
 			/* es_monitor holds ESMM_NAME_LEN bytes */
 			if (strlen(s) <= CFG_NAME_MAX)
@@ -1252,6 +1387,14 @@ cfg_parse_early_stopping(cfg_ctx *c, esmm_config *out, const cfg_node *n)
 }
 
 static void
+esmm_parse_losses(cfg_ctx *c, esmm_config *out)
+{
+	cfg_node   *n = cfg_get(&c->train, "losses");
+
+	out->arch.loss = n ? cfg_parse_losses(c, out, n) : ESMM_LOSS_BCE;
+}
+
+static void
 cfg_parse_train(cfg_ctx *c, esmm_config *out)
 {
 	const cfg_section *s = &c->train;
@@ -1261,9 +1404,7 @@ cfg_parse_train(cfg_ctx *c, esmm_config *out)
 	out->train.batch_size = cfg_get_int(s, "batch_size", 1, CFG_MAX_BATCH, 512);
 	out->train.epochs = cfg_get_int(s, "epochs", 1, CFG_MAX_EPOCHS, 1);
 	cfg_parse_optimizer(c, out, cfg_get(s, "optimizer"));
-	out->arch.loss = ESMM_LOSS_BCE;
-	if ((n = cfg_get(s, "losses")) != NULL)
-		out->arch.loss = cfg_parse_losses(c, out, n);
+	c->desc->parse_losses(c, out);
 	if ((n = cfg_get(s, "metrics")) != NULL)
 		out->n_metric_requests = cfg_parse_metrics(c, out, n, "train_args.metrics",
 												   out->metric_requests);
@@ -1313,6 +1454,311 @@ cfg_parse_eval(cfg_ctx *c, esmm_config *out)
 	}
 }
 
+/* ------------------------------------------------------------------ MMoE */
+
+#define MMOE_MAX_EXPERTS	64
+#define MMOE_MAX_WIDE_WIDTH	1024
+
+static const char *const mmoe_model_keys[] = {
+	"name",
+	"task_structs", "task_use_bias", "task_hidden_act", "task_output_act",
+	"task_use_bn", "task_dropout", "task_l1_reg", "task_l2_reg",
+	"num_experts", "expert_layers", "expert_use_bias", "expert_act",
+	"expert_dropout", "expert_use_bn", "expert_l1_reg", "expert_l2_reg",
+	"gate_use_bias", "gate_l1_reg", "gate_l2_reg", "share_gates",
+	"use_wide", "wide_type", "wide_width", "wide_l1_reg", "wide_l2_reg",
+	"feature_cross", "output_cross",
+	"l2_reg_embedding", "loss_weights", "task_types", NULL
+};
+
+/* The inputs.groups keys. */
+static const char *const mmoe_groups[] = {"wide", "mmoe", "labels", NULL};
+
+/* Indexed by mmoe_task_type, as loss_names by the task type's loss. */
+static const char *const task_type_names[] = {"binary", "regression", NULL};
+
+StaticAssertDecl((int) MMOE_TASK_BINARY == (int) ESMM_LOSS_BCE &&
+				 (int) MMOE_TASK_REGRESSION == (int) ESMM_LOSS_MSE,
+				 "a task type and its loss share their index");
+
+/* Indexed by task_output_sigmoid. */
+static const char *const output_act_names[] = {"none", "sigmoid", NULL};
+
+static const cfg_tower_keys mmoe_task_keys = {
+	"task_hidden_act", "task_use_bias", "task_use_bn", "task_dropout",
+	"task_l1_reg", "task_l2_reg", true
+};
+
+/* Experts have no output layer: every layer is hidden. */
+static const cfg_tower_keys mmoe_expert_keys = {
+	"expert_act", "expert_use_bias", "expert_use_bn", "expert_dropout",
+	"expert_l1_reg", "expert_l2_reg", false
+};
+
+static void
+mmoe_parse_labels(esmm_config *out, const cfg_node *n)
+{
+	char	   *what = psprintf("a non-empty array of at most %d distinct label column names, "
+								"none of them a feature in inputs.defs", ESMM_MAX_LABELS);
+	List	   *elems = cfg_array(n, what);
+	ListCell   *lc;
+
+	if (list_length(elems) == 0 || list_length(elems) > ESMM_MAX_LABELS)
+		cfg_bad(n, "%s", what);
+	foreach(lc, elems)
+	{
+		char	   *name = cfg_name(lfirst(lc), what);
+
+		if (cfg_find_request(out, name) >= 0 ||
+			cfg_in_names(out->mmoe_labels, out->n_labels, name))
+			cfg_bad(lfirst(lc), "%s", what);
+		strlcpy(out->mmoe_labels[out->n_labels++], name, ESMM_NAME_LEN);
+	}
+}
+
+/* The labels first: without inputs.defs, the other groups must not list
+ * them. */
+static void
+mmoe_parse_groups(cfg_ctx *c, esmm_config *out, const cfg_section *g)
+{
+	cfg_node   *n;
+
+	if ((n = cfg_get(g, "labels")) != NULL)
+		mmoe_parse_labels(out, n);
+	if ((n = cfg_get(g, "wide")) != NULL)
+	{
+		out->n_group_wide = cfg_parse_group(out, n, true, out->group_wide);
+		out->group_wide_given = true;
+	}
+	if ((n = cfg_get(g, "mmoe")) != NULL)
+	{
+		out->n_group_mmoe = cfg_parse_group(out, n, false, out->group_mmoe);
+		out->group_mmoe_given = true;
+	}
+}
+
+/* Without inputs.groups.labels: the inputs.defs entries marked is_label. */
+static void
+mmoe_labels_from_defs(cfg_ctx *c, esmm_config *out)
+{
+	cfg_node   *in = cfg_get(&c->inputs, "inputs");
+	ListCell   *lc;
+
+	if (out->n_labels > 0)
+		return;
+	foreach(lc, c->defs)
+	{
+		const cfg_def *def = lfirst(lc);
+
+		if (def->request >= 0)
+			continue;
+		if (out->n_labels == ESMM_MAX_LABELS)
+			cfg_bad(c->defs_node, "an array of at most %d label entries (\"is_label\": true) "
+					"when inputs.groups.labels is not given", ESMM_MAX_LABELS);
+		strlcpy(out->mmoe_labels[out->n_labels++], def->name, ESMM_NAME_LEN);
+	}
+	if (out->n_labels == 0)
+		cfg_missing(psprintf("%s.groups.labels", in ? in->path : "inputs"),
+					"MMoE needs its label columns in task order: list them in inputs.groups.labels, "
+					"or mark them \"is_label\": true in inputs.defs.");
+}
+
+/* task_structs: one tower per label, in label order. */
+static void
+mmoe_parse_task_structs(const cfg_section *s, esmm_config *out)
+{
+	char	   *what = psprintf("an array of arrays of integers from 1 to %d, each at most %d layers "
+								"counting the width-1 output layer appended when the last width is not 1",
+								CFG_MAX_UNITS, ESMM_MAX_LAYERS);
+	cfg_node   *n = cfg_require(s, "task_structs",
+								"task_structs gives the layer widths of each task's tower, "
+								"from the bottom up: one array per label, in label order.");
+	List	   *towers = cfg_array(n, what);
+	ListCell   *lc;
+
+	foreach(lc, towers)
+		if (!cfg_is(lfirst(lc), false))
+			cfg_bad(lfirst(lc), "%s", what);
+	if (list_length(towers) != (int) out->n_labels)
+		cfg_bad(n, "an array of %u %s of layer widths, one per label (%s), not %d",
+				out->n_labels, out->n_labels == 1 ? "array" : "arrays",
+				cfg_join(cfg_labels(out)), list_length(towers));
+	foreach(lc, towers)
+	{
+		uint32		units[ESMM_MAX_LAYERS];
+		int			nl = cfg_parse_units(lfirst(lc), true, what, units);
+
+		cfg_parse_tower(s, &mmoe_task_keys, units, nl,
+						&out->mmoe.task[foreach_current_index(lc)]);
+	}
+}
+
+/* wide_type: FM or LR, in any case; any other name: the raw wide features. */
+static void
+mmoe_parse_wide_type(const cfg_section *s, esmm_config *out)
+{
+	cfg_node   *n = cfg_get(s, "wide_type");
+	const char *name = n ? cfg_name(n, "a string of 1 to 63 bytes: FM, LR, or any other name "
+									"for the raw wide features") : "FM";
+
+	out->mmoe.wide_type = MMOE_WIDE_RAW;
+	if (pg_strcasecmp(name, "FM") == 0)
+	{
+		out->mmoe.wide_type = MMOE_WIDE_FM;
+		name = "FM";
+	}
+	else if (pg_strcasecmp(name, "LR") == 0)
+	{
+		out->mmoe.wide_type = MMOE_WIDE_LR;
+		name = "LR";
+	}
+	strlcpy(out->wide_type_name, name, ESMM_NAME_LEN);
+}
+
+static void
+mmoe_parse_model(cfg_ctx *c, esmm_config *out)
+{
+	const cfg_section *s = &c->model;
+	mmoe_arch  *a = &out->mmoe;
+	uint32		units[ESMM_MAX_LAYERS];
+	cfg_node   *n;
+	int			nl;
+
+	mmoe_labels_from_defs(c, out);
+	a->n_tasks = out->n_labels;
+	strlcpy(out->name, cfg_get_name(s, "name", "mmoe v2"), ESMM_NAME_LEN);
+
+	mmoe_parse_task_structs(s, out);
+	n = cfg_get(s, "task_output_act");
+	a->task_output_sigmoid = n != NULL && n->v.type != jbvNull &&
+		cfg_enum(n, output_act_names, "sigmoid, or none or null for the raw output") == 1;
+
+	n = cfg_require(s, "num_experts", "num_experts is the number of experts, from 1 to 64.");
+	a->n_experts = cfg_int(n, 1, MMOE_MAX_EXPERTS, NULL);
+	n = cfg_require(s, "expert_layers",
+					"expert_layers gives the layer widths of every expert, from the bottom up.");
+	nl = cfg_parse_units(n, false, psprintf("a non-empty array of integers from 1 to %d, at most %d layers",
+											CFG_MAX_UNITS, ESMM_MAX_LAYERS), units);
+	cfg_parse_tower(s, &mmoe_expert_keys, units, nl, &a->expert);
+
+	a->gate_use_bias = cfg_get_bool(s, "gate_use_bias", true);
+	a->gate_l1 = cfg_get_rate(s, "gate_l1_reg");
+	a->gate_l2 = cfg_get_rate(s, "gate_l2_reg");
+	a->share_gates = cfg_get_bool(s, "share_gates", false);
+
+	a->use_wide = cfg_get_bool(s, "use_wide", true);
+	mmoe_parse_wide_type(s, out);
+	a->wide_width = cfg_get_int(s, "wide_width", 1, MMOE_MAX_WIDE_WIDTH, 8);
+	a->wide_l1 = cfg_get_rate(s, "wide_l1_reg");
+	a->wide_l2 = cfg_get_rate(s, "wide_l2_reg");
+	a->feature_cross = cfg_get_int(s, "feature_cross", 0, 5, 0);
+	n = cfg_get(s, "output_cross");
+	a->output_cross = n != NULL &&
+		cfg_int(n, PG_INT64_MIN, PG_INT64_MAX,
+				"an integer: 0 adds the wide output to each task's logit, any other value does not") != 0;
+	if (a->use_wide && out->n_group_wide == 0)
+	{
+		a->use_wide = false;
+		c->wide_dropped = true;
+	}
+	c->wide_raw_notice = a->use_wide && a->wide_type == MMOE_WIDE_RAW &&
+		pg_strcasecmp(out->wide_type_name, "raw") != 0;
+
+	a->l2_embedding = cfg_get_rate(s, "l2_reg_embedding");
+	cfg_parse_weights(cfg_get(s, "loss_weights"), out->n_labels,
+					  psprintf("an array of %u non-negative numbers, one per label (%s), not all 0",
+							   out->n_labels, cfg_join(cfg_labels(out))),
+					  a->loss_weights);
+}
+
+/*
+ * A per-task choice among names[] (task_types, losses): one name for every
+ * task, an array of one per task, or an object by label whose missing
+ * labels get -1, as every task does when n is NULL.  nodes[t] is the value
+ * that decided task t, for messages.
+ */
+static void
+mmoe_per_task(cfg_ctx *c, const esmm_config *out, const cfg_node *n, const char *section,
+			  const char *const *names, int *vals, cfg_node **nodes)
+{
+	const char **labels = cfg_labels(out);
+	char	   *what = psprintf("%s or %s, given once for every task, as an array of %u, "
+								"one per label (%s), or as an object by label",
+								names[0], names[1], out->n_labels, cfg_join(labels));
+	List	   *elems;
+	ListCell   *lc;
+	uint32		t;
+
+	for (t = 0; t < out->n_labels; t++)
+	{
+		vals[t] = -1;
+		nodes[t] = NULL;
+	}
+	if (n == NULL)
+		return;
+	if (n->v.type == jbvString)
+	{
+		int			x = cfg_enum(n, names, what);
+
+		for (t = 0; t < out->n_labels; t++)
+		{
+			vals[t] = x;
+			nodes[t] = (cfg_node *) n;
+		}
+		return;
+	}
+	if (cfg_is(n, true))
+	{
+		cfg_section s;
+
+		cfg_open(c, &s, n, section, labels, NULL);
+		for (t = 0; t < out->n_labels; t++)
+			if ((nodes[t] = cfg_get(&s, labels[t])) != NULL)
+			{
+				nodes[t]->key = n->key;
+				vals[t] = cfg_enum(nodes[t], names, what);
+			}
+		return;
+	}
+	elems = cfg_array(n, what);
+	if (list_length(elems) != (int) out->n_labels)
+		cfg_bad(n, "%s", what);
+	foreach(lc, elems)
+	{
+		t = foreach_current_index(lc);
+		nodes[t] = lfirst(lc);
+		vals[t] = cfg_enum(nodes[t], names, what);
+	}
+}
+
+/* Each task's type, from task_types and losses, which must agree. */
+static void
+mmoe_parse_losses(cfg_ctx *c, esmm_config *out)
+{
+	cfg_node   *n = cfg_get(&c->model, "task_types");
+	int			types[ESMM_MAX_LABELS];
+	int			losses[ESMM_MAX_LABELS];
+	cfg_node   *type_nodes[ESMM_MAX_LABELS];
+	cfg_node   *loss_nodes[ESMM_MAX_LABELS];
+	uint32		t;
+
+	/* model_args may hold task_types too: given twice, the values agree */
+	if (n != NULL)
+		cfg_add(&c->train, n);
+	mmoe_per_task(c, out, cfg_get(&c->train, "task_types"), "train_args.task_types",
+				  task_type_names, types, type_nodes);
+	mmoe_per_task(c, out, cfg_get(&c->train, "losses"), "train_args.losses",
+				  loss_names, losses, loss_nodes);
+	for (t = 0; t < out->n_labels; t++)
+	{
+		if (types[t] >= 0 && losses[t] >= 0 && types[t] != losses[t])
+			cfg_bad(loss_nodes[t], "%s for %s, a %s task in task_types",
+					loss_names[types[t]], out->mmoe_labels[t], task_type_names[types[t]]);
+		out->mmoe.task_type[t] = types[t] >= 0 ? types[t]
+			: losses[t] >= 0 ? losses[t] : MMOE_TASK_BINARY;
+	}
+}
+
 /* ------------------------------------------------------------ the levels */
 
 static void
@@ -1340,6 +1786,7 @@ static void
 cfg_read_level(cfg_ctx *c, const cfg_node *obj, int level)
 {
 	const char *const *model_keys = c->desc->model_keys;
+	const char *const *train_keys = c->desc->train_keys;
 	ListCell   *lc;
 
 	foreach(lc, cfg_children(obj))
@@ -1372,11 +1819,15 @@ cfg_read_level(cfg_ctx *c, const cfg_node *obj, int level)
 		else
 		{
 			StringInfoData accepted;
+			const char *const *k;
 
 			initStringInfo(&accepted);
 			cfg_append_names(&accepted, level == LEVEL_TOP ? level_keys : level_keys + 1);
 			cfg_append_names(&accepted, model_keys);
-			cfg_append_names(&accepted, train_keys);
+			/* MMoE's task_types is both a model_args and a train_args key */
+			for (k = train_keys; *k != NULL; k++)
+				if (cfg_index(model_keys, *k) < 0)
+					appendStringInfo(&accepted, ", %s", *k);
 			cfg_append_names(&accepted, pipeline_keys);
 			cfg_unknown(m, level == LEVEL_TOP ? "the configuration" : "job_detail",
 						accepted.data);
@@ -1480,53 +1931,161 @@ jb_names(JsonbParseState **st, const char *key, const char (*names)[ESMM_NAME_LE
 }
 
 static void
+jb_units(JsonbParseState **st, const char *key, const esmm_tower_spec *t)
+{
+	uint32		i;
+
+	jb_open(st, key, false);
+	for (i = 0; i < t->n_layers; i++)
+		jb_int(st, NULL, t->layers[i].units);
+	jb_close(st, false);
+}
+
+/* The per-layer keys of tower t, one entry per layer, and its rates. */
+static void
+jb_tower(JsonbParseState **st, const cfg_tower_keys *k, const esmm_tower_spec *t)
+{
+	uint32		i;
+
+	jb_open(st, k->act, false);
+	for (i = 0; i < t->n_layers; i++)
+		jb_str(st, NULL, esmm_act_names[t->layers[i].act]);
+	jb_close(st, false);
+	jb_bool(st, k->use_bias, t->layers[0].use_bias);
+	jb_open(st, k->use_bn, false);
+	for (i = 0; i < t->n_layers; i++)
+		jb_bool(st, NULL, t->layers[i].use_bn);
+	jb_close(st, false);
+	jb_open(st, k->dropout, false);
+	for (i = 0; i < t->n_layers; i++)
+		jb_real(st, NULL, t->layers[i].dropout);
+	jb_close(st, false);
+	jb_real(st, k->l1, t->l1);
+	jb_real(st, k->l2, t->l2);
+}
+
+static void
+jb_reals(JsonbParseState **st, const char *key, const float *x, uint32 n)
+{
+	uint32		i;
+
+	jb_open(st, key, false);
+	for (i = 0; i < n; i++)
+		jb_real(st, NULL, x[i]);
+	jb_close(st, false);
+}
+
+static void
 esmm_put_model(JsonbParseState **st, const esmm_config *out)
 {
 	int			t;
-	uint32		i;
 
 	jb_str(st, "name", out->name);
 	for (t = 0; t < 2; t++)
 	{
-		const esmm_tower_spec *ts = &out->arch.tower[t];
-		const char *tower = esmm_towers[t];
+		cfg_tower_keys k = esmm_tower_keys(esmm_towers[t]);
 
-		jb_open(st, esmm_key(tower, "units"), false);
-		for (i = 0; i < ts->n_layers; i++)
-			jb_int(st, NULL, ts->layers[i].units);
-		jb_close(st, false);
-		jb_open(st, esmm_key(tower, "hidden_act"), false);
-		for (i = 0; i < ts->n_layers; i++)
-			jb_str(st, NULL, esmm_act_names[ts->layers[i].act]);
-		jb_close(st, false);
-		jb_bool(st, esmm_key(tower, "use_bias"), ts->layers[0].use_bias);
-		jb_open(st, esmm_key(tower, "use_bn"), false);
-		for (i = 0; i < ts->n_layers; i++)
-			jb_bool(st, NULL, ts->layers[i].use_bn);
-		jb_close(st, false);
-		jb_open(st, esmm_key(tower, "dropout"), false);
-		for (i = 0; i < ts->n_layers; i++)
-			jb_real(st, NULL, ts->layers[i].dropout);
-		jb_close(st, false);
-		jb_real(st, esmm_key(tower, "l1_reg"), ts->l1);
-		jb_real(st, esmm_key(tower, "l2_reg"), ts->l2);
+		jb_units(st, esmm_key(esmm_towers[t], "units"), &out->arch.tower[t]);
+		jb_tower(st, &k, &out->arch.tower[t]);
 	}
 	jb_real(st, "l2_reg_embedding", out->arch.l2_embedding);
 	jb_str(st, "ctr_label_name", out->labels[0]);
 	jb_str(st, out->arch.label_is_ctcvr ? "ctcvr_label_name" : "cvr_label_name",
 		   out->labels[1]);
-	jb_open(st, "loss_weights", false);
-	jb_real(st, NULL, out->arch.loss_weights[0]);
-	jb_real(st, NULL, out->arch.loss_weights[1]);
+	jb_reals(st, "loss_weights", out->arch.loss_weights, 2);
+}
+
+static void
+esmm_put_groups(JsonbParseState **st, const esmm_config *out)
+{
+	int			t;
+
+	if (!out->group_given[0] && !out->group_given[1])
+		return;
+	jb_open(st, "groups", true);
+	for (t = 0; t < 2; t++)
+		if (out->group_given[t])
+			jb_names(st, esmm_towers[t], out->group[t], out->n_group[t]);
+	jb_close(st, true);
+}
+
+static void
+esmm_put_losses(JsonbParseState **st, const esmm_config *out)
+{
+	jb_str(st, "losses", loss_names[out->arch.loss]);
+}
+
+/*
+ * The per-layer task keys apply by layer index to every task tower: those
+ * of the deepest tower show them all, and read back to the same towers.
+ */
+static void
+mmoe_put_model(JsonbParseState **st, const esmm_config *out)
+{
+	const mmoe_arch *a = &out->mmoe;
+	const esmm_tower_spec *deepest = &a->task[0];
+	uint32		t;
+
+	jb_str(st, "name", out->name);
+	jb_open(st, "task_structs", false);
+	for (t = 0; t < a->n_tasks; t++)
+	{
+		jb_units(st, NULL, &a->task[t]);
+		if (a->task[t].n_layers > deepest->n_layers)
+			deepest = &a->task[t];
+	}
+	jb_close(st, false);
+	jb_tower(st, &mmoe_task_keys, deepest);
+	jb_str(st, "task_output_act", output_act_names[a->task_output_sigmoid]);
+	jb_int(st, "num_experts", a->n_experts);
+	jb_units(st, "expert_layers", &a->expert);
+	jb_tower(st, &mmoe_expert_keys, &a->expert);
+	jb_bool(st, "gate_use_bias", a->gate_use_bias);
+	jb_real(st, "gate_l1_reg", a->gate_l1);
+	jb_real(st, "gate_l2_reg", a->gate_l2);
+	jb_bool(st, "share_gates", a->share_gates);
+	jb_bool(st, "use_wide", a->use_wide);
+	jb_str(st, "wide_type", out->wide_type_name);
+	jb_int(st, "wide_width", a->wide_width);
+	jb_real(st, "wide_l1_reg", a->wide_l1);
+	jb_real(st, "wide_l2_reg", a->wide_l2);
+	jb_int(st, "feature_cross", a->feature_cross);
+	jb_int(st, "output_cross", a->output_cross);
+	jb_real(st, "l2_reg_embedding", a->l2_embedding);
+	jb_reals(st, "loss_weights", a->loss_weights, a->n_tasks);
+}
+
+static void
+mmoe_put_groups(JsonbParseState **st, const esmm_config *out)
+{
+	jb_open(st, "groups", true);
+	if (out->group_wide_given)
+		jb_names(st, "wide", out->group_wide, out->n_group_wide);
+	if (out->group_mmoe_given)
+		jb_names(st, "mmoe", out->group_mmoe, out->n_group_mmoe);
+	jb_names(st, "labels", out->mmoe_labels, out->n_labels);
+	jb_close(st, true);
+}
+
+static void
+mmoe_put_losses(JsonbParseState **st, const esmm_config *out)
+{
+	uint32		t;
+
+	jb_open(st, "losses", true);
+	for (t = 0; t < out->n_labels; t++)
+		jb_str(st, out->mmoe_labels[t], loss_names[out->mmoe.task_type[t]]);
+	jb_close(st, true);
+	jb_open(st, "task_types", false);
+	for (t = 0; t < out->n_labels; t++)
+		jb_str(st, NULL, task_type_names[out->mmoe.task_type[t]]);
 	jb_close(st, false);
 }
 
 static void
 cfg_put_inputs(JsonbParseState **st, const cfg_ctx *c, const esmm_config *out)
 {
-	const char *const *groups = c->desc->group_names;
 	ListCell   *lc;
-	int			g;
 
 	jb_open(st, "inputs", true);
 	if (out->defs_given)
@@ -1566,14 +2125,7 @@ cfg_put_inputs(JsonbParseState **st, const cfg_ctx *c, const esmm_config *out)
 		}
 		jb_close(st, false);
 	}
-	if (out->group_given[0] || out->group_given[1])
-	{
-		jb_open(st, "groups", true);
-		for (g = 0; groups[g] != NULL; g++)
-			if (out->group_given[g])
-				jb_names(st, groups[g], out->group[g], out->n_group[g]);
-		jb_close(st, true);
-	}
+	c->desc->put_groups(st, out);
 	jb_names(st, "exclude", out->exclude, out->n_exclude);
 	jb_int(st, "default_embedding_dim", out->default_embedding_dim);
 	jb_int(st, "default_hash_buckets", out->default_hash_buckets);
@@ -1599,7 +2151,7 @@ cfg_put_metrics(JsonbParseState **st, const char *key,
 }
 
 static void
-cfg_put_train(JsonbParseState **st, const esmm_config *out)
+cfg_put_train(JsonbParseState **st, const cfg_ctx *c, const esmm_config *out)
 {
 	const esmm_optim_spec *o = &out->train.optim;
 	const char *const *args = optim_args[o->kind];
@@ -1616,7 +2168,7 @@ cfg_put_train(JsonbParseState **st, const esmm_config *out)
 				*(const float *) ((const char *) o + cfg_optim_arg_of(args[i])->offset));
 	jb_close(st, true);
 	jb_close(st, true);
-	jb_str(st, "losses", loss_names[out->arch.loss]);
+	c->desc->put_losses(st, out);
 	cfg_put_metrics(st, "metrics", out->metric_requests, out->n_metric_requests);
 	if (out->early_stopping_given)
 	{
@@ -1654,7 +2206,7 @@ cfg_normalize(const cfg_ctx *c, const esmm_config *out)
 	jb_open(&st, "model_args", true);
 	c->desc->put_model(&st, out);
 	jb_close(&st, true);
-	cfg_put_train(&st, out);
+	cfg_put_train(&st, c, out);
 	return jb_close(&st, true);
 }
 
@@ -1676,7 +2228,7 @@ cfg_pipeline_cmp(const ListCell *a, const ListCell *b)
 /* Sent once the whole document is valid, so a failing one shows only its
  * error. */
 static void
-cfg_notices(cfg_ctx *c)
+cfg_notices(cfg_ctx *c, const esmm_config *out)
 {
 	if (c->pipeline != NIL)
 	{
@@ -1704,6 +2256,15 @@ cfg_notices(cfg_ctx *c)
 							   "ignoring pipeline keys that have no meaning in the database: %s",
 							   list_length(seen), list.data)));
 	}
+	if (c->wide_dropped)
+		ereport(NOTICE,
+				(errmsg("use_wide is true but inputs.groups.wide is empty: no wide part"),
+				 errhint("List the wide features in inputs.groups.wide, or set use_wide to false.")));
+	if (c->wide_raw_notice)
+		ereport(NOTICE,
+				(errmsg("wide_type \"%s\" is neither FM nor LR: the wide features enter the model as they are",
+						out->wide_type_name),
+				 errhint("Set wide_type to \"raw\" to say so without this notice.")));
 	if (c->holdout_defaulted)
 		ereport(NOTICE,
 				(errmsg("early_stopping needs validation rows: holding out 10%% of the rows"),
@@ -1711,7 +2272,36 @@ cfg_notices(cfg_ctx *c)
 }
 
 static const cfg_model_desc esmm_desc = {
-	ESMM_KIND_ESMM, esmm_model_keys, esmm_towers, esmm_parse_model, esmm_put_model
+	.kind = ESMM_KIND_ESMM,
+	.what = "esmm",
+	.example = "{\"ctr_label_name\": \"click\", \"cvr_label_name\": \"buy\"}",
+	.model_keys = esmm_model_keys,
+	.train_keys = esmm_train_keys,
+	.group_names = esmm_towers,
+	.labels_in_inputs = false,
+	.parse_model = esmm_parse_model,
+	.parse_groups = esmm_parse_groups,
+	.parse_losses = esmm_parse_losses,
+	.put_model = esmm_put_model,
+	.put_groups = esmm_put_groups,
+	.put_losses = esmm_put_losses
+};
+
+static const cfg_model_desc mmoe_desc = {
+	.kind = ESMM_KIND_MMOE,
+	.what = "mmoe",
+	.example = "{\"task_structs\": [[32], [32]], \"num_experts\": 4, \"expert_layers\": [64], "
+	"\"inputs\": {\"groups\": {\"labels\": [\"click\", \"buy\"]}}}",
+	.model_keys = mmoe_model_keys,
+	.train_keys = mmoe_train_keys,
+	.group_names = mmoe_groups,
+	.labels_in_inputs = true,
+	.parse_model = mmoe_parse_model,
+	.parse_groups = mmoe_parse_groups,
+	.parse_losses = mmoe_parse_losses,
+	.put_model = mmoe_put_model,
+	.put_groups = mmoe_put_groups,
+	.put_losses = mmoe_put_losses
 };
 
 static void
@@ -1727,8 +2317,8 @@ cfg_parse(esmm_config *out, Jsonb *cfg, const cfg_model_desc *desc)
 	if (cfg == NULL || !JB_ROOT_IS_OBJECT(cfg))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("esmm configuration must be a json object"),
-				 errhint("Pass an object such as {\"ctr_label_name\": \"click\", \"cvr_label_name\": \"buy\"}.")));
+				 errmsg("%s configuration must be a json object", desc->what),
+				 errhint("Pass an object such as %s.", desc->example)));
 
 	/* paths and lists are many small pieces: drop them all at the end */
 	tmp = AllocSetContextCreate(caller, "esmm configuration", ALLOCSET_SMALL_SIZES);
@@ -1749,32 +2339,71 @@ cfg_parse(esmm_config *out, Jsonb *cfg, const cfg_model_desc *desc)
 
 	/* labels first: inputs, metrics and monitors refer to them */
 	out->kind = desc->kind;
-	desc->parse_model(&c, out);
-	cfg_parse_inputs(&c, out);
+	if (desc->labels_in_inputs)
+	{
+		cfg_parse_inputs(&c, out);
+		desc->parse_model(&c, out);
+	}
+	else
+	{
+		desc->parse_model(&c, out);
+		cfg_parse_inputs(&c, out);
+	}
 	cfg_parse_train(&c, out);
 	cfg_parse_eval(&c, out);
 
 	doc = cfg_normalize(&c, out);
 	MemoryContextSwitchTo(caller);
 	out->normalized = JsonbValueToJsonb(doc);
-	cfg_notices(&c);
+	cfg_notices(&c, out);
 	MemoryContextDelete(tmp);
+}
+
+void
+esmm_config_parse_kind(esmm_config *out, Jsonb *cfg, esmm_model_kind kind)
+{
+	switch (kind)
+	{
+		case ESMM_KIND_ESMM:
+			cfg_parse(out, cfg, &esmm_desc);
+			break;
+		case ESMM_KIND_MMOE:
+			cfg_parse(out, cfg, &mmoe_desc);
+			break;
+		default:
+			elog(ERROR, "no configuration parser for model kind %d", (int) kind);
+	}
 }
 
 void
 esmm_config_parse(esmm_config *out, Jsonb *cfg)
 {
-	cfg_parse(out, cfg, &esmm_desc);
+	esmm_config_parse_kind(out, cfg, ESMM_KIND_ESMM);
+}
+
+static Datum
+cfg_check(FunctionCallInfo fcinfo, esmm_model_kind kind)
+{
+	esmm_config *cfg = palloc0(sizeof(esmm_config));
+
+	esmm_config_parse_kind(cfg, PG_GETARG_JSONB_P(0), kind);
+	PG_RETURN_JSONB_P(cfg->normalized);
 }
 
 PG_FUNCTION_INFO_V1(esmm_config_check);
 
-/* esmm_config_check(jsonb) RETURNS jsonb: the normalized configuration. */
+/* esmm_config_check(jsonb) RETURNS jsonb: the normalized ESMM configuration. */
 Datum
 esmm_config_check(PG_FUNCTION_ARGS)
 {
-	esmm_config *cfg = palloc0(sizeof(esmm_config));
+	return cfg_check(fcinfo, ESMM_KIND_ESMM);
+}
 
-	esmm_config_parse(cfg, PG_GETARG_JSONB_P(0));
-	PG_RETURN_JSONB_P(cfg->normalized);
+PG_FUNCTION_INFO_V1(mmoe_config_check);
+
+/* mmoe_config_check(jsonb) RETURNS jsonb: the normalized MMoE configuration. */
+Datum
+mmoe_config_check(PG_FUNCTION_ARGS)
+{
+	return cfg_check(fcinfo, ESMM_KIND_MMOE);
 }
