@@ -22,6 +22,9 @@ seeds=${ESMM_SEEDS:-"1 2 3 4 5"}
 # Adam of the extension; 0 (default): dense embeddings, PyTorch's usual way
 peer_sparse=${ESMM_PEER_SPARSE:-0}
 export ESMM_PGPORT=${ESMM_PGPORT:-54339}
+# Debian's torch multiplies with the pthread OpenBLAS, whose own pool fights
+# torch's threads on 2 cores: keep it to one thread, as the peer's threads say
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 work="$root/.tmp/bench"
 
 bash test/install_deps.sh python3-torch python3-sklearn python3-numpy

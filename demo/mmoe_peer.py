@@ -34,8 +34,16 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
 import time
+
+# Debian's torch does its matrix products in the system OpenBLAS, whose
+# pthread build keeps its own pool of threads (one per core) beside torch's
+# OpenMP pool (--threads).  Both spin on 2 cores and training gets about 3
+# times slower.  So OpenBLAS runs single-threaded, unless the caller sets
+# OPENBLAS_NUM_THREADS; this must happen before numpy or torch is imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 import torch
@@ -454,6 +462,8 @@ def main(argv=None):
         "train_rows_per_sec": rnd(n * args.epochs / train_seconds, 1) if train_seconds > 0 else None,
         "infer_seconds": rnd(infer_seconds, 4),
         "infer_rows_per_sec": rnd(d["n_te"] / infer_seconds, 1) if infer_seconds > 0 else None,
+        "threads": args.threads,
+        "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
     }
     y_te = d["y_te"]
     for t, lab in enumerate(args.labels):

@@ -46,6 +46,11 @@ SELECT esmm_train(t, '{"ctr_label_name": "click", "cvr_label_name": "conv", "inp
 DO $$ BEGIN EXECUTE 'CREATE TABLE wide AS SELECT 1 AS click, 0 AS conv, '
   || (SELECT string_agg(format('%s AS c%s', g, g), ', ') FROM generate_series(1, 129) g); END $$;
 SELECT esmm_train(w, '{"ctr_label_name": "click", "cvr_label_name": "conv"}') FROM wide w;
+-- a metric name longer than the history keeps is an error, never dropped
+SELECT esmm_train(t, '{"ctr_label_name": "click_within_the_first_week_x", "cvr_label_name": "conv",
+  "inputs": {"defs": [{"name": "a", "vocab_size": 5}]},
+  "train_args": {"metrics": {"click_within_the_first_week_x": ["auc"]}}}')
+FROM (SELECT a, click AS click_within_the_first_week_x, conv FROM t) t;
 -- options of the evaluation loop are checked, and said to be not applied yet
 SET client_min_messages = notice;
 SELECT esmm_train(t, (:'base')::jsonb || '{"train_args": {"validation_fraction": 0.2}}')

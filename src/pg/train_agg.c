@@ -378,8 +378,15 @@ eval_spec_from_config(esmm_eval_spec *ev, const esmm_config *cfg)
 				for (k = 0; k < ev->n_metrics; k++)
 					if (strcmp(ev->metrics[k].name, name) == 0)
 						break;
-				if (kind == ESMM_METRIC_COUNT || k < ev->n_metrics || strlen(name) >= 32)
+				if (kind == ESMM_METRIC_COUNT || k < ev->n_metrics)
 					continue;
+				/* the history keeps 31 bytes of a name: never drop one silently */
+				if (strlen(name) >= 32)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							 errmsg("metric name \"%s\" is longer than 31 bytes", name),
+							 errhint("Metrics are named <label>_<metric>; rename the label column to at most %d bytes.",
+									 30 - (int) strlen(lists[l][i].metrics[j]))));
 				if (ev->n_metrics == ESMM_MAX_EVAL_METRICS)
 					ereport(ERROR,
 							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -402,6 +409,11 @@ eval_spec_from_config(esmm_eval_spec *ev, const esmm_config *cfg)
 		ev->monitor = ESMM_MONITOR_LOSS;
 	else
 	{
+		if (strlen(cfg->es_monitor) >= 32)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("early_stopping monitor \"%s\" is longer than 31 bytes", cfg->es_monitor),
+					 errhint("Monitors are named <label>_<metric>; rename the label column, or monitor val_loss.")));
 		for (uint32_t k = 0; k < ev->n_metrics; k++)
 			if (strcmp(ev->metrics[k].name, cfg->es_monitor) == 0)
 				ev->monitor = (int) k;
