@@ -37,10 +37,10 @@ UNIT_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -g -Wall -Wextra -Werror=implic
 	-fopenmp -I$(OPENBLAS_INC) -Isrc/core
 UNIT_LIBS = -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -lm
 
-test/unit/esmm_unit: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/core/*.h test/unit/*.h)
+test/unit/esmm_unit: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/core/*.h test/unit/*.h) test/crc32c_ref.h
 	$(CC) $(UNIT_CFLAGS) -O2 -o $@ $(CORE_SRCS) $(UNIT_SRCS) $(UNIT_LIBS)
 
-test/unit/esmm_unit_san: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/core/*.h test/unit/*.h)
+test/unit/esmm_unit_san: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/core/*.h test/unit/*.h) test/crc32c_ref.h
 	$(CC) $(UNIT_CFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 		-fno-sanitize-recover=undefined -o $@ $(CORE_SRCS) $(UNIT_SRCS) $(UNIT_LIBS)
 
@@ -56,10 +56,10 @@ unit-sanitize: test/unit/esmm_unit_san
 # keep any as a regression file in test/fuzz/regressions.
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 -fopenmp -I$(OPENBLAS_INC) -Isrc/core
-test/fuzz/fuzz_decode: $(CORE_SRCS) test/fuzz/fuzz_decode.c $(wildcard src/core/*.h)
+test/fuzz/fuzz_decode: $(CORE_SRCS) test/fuzz/fuzz_decode.c $(wildcard src/core/*.h) test/crc32c_ref.h
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ test/fuzz/fuzz_decode.c $(CORE_SRCS) $(UNIT_LIBS)
 
-test/fuzz/make_corpus: $(CORE_SRCS) test/fuzz/make_corpus.c $(wildcard src/core/*.h)
+test/fuzz/make_corpus: $(CORE_SRCS) test/fuzz/make_corpus.c $(wildcard src/core/*.h) test/crc32c_ref.h
 	$(CC) $(FUZZ_CFLAGS) -o $@ test/fuzz/make_corpus.c $(CORE_SRCS) $(UNIT_LIBS)
 
 .PHONY: fuzz

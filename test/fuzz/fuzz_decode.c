@@ -15,21 +15,8 @@
 #include <string.h>
 
 #include "model_format.h"
+#include "../crc32c_ref.h"
 
-static uint32_t
-crc32c(const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	uint32_t	crc = 0xFFFFFFFFu;
-
-	for (size_t i = 0; i < len; i++)
-	{
-		crc ^= p[i];
-		for (int k = 0; k < 8; k++)
-			crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
-	}
-	return crc ^ 0xFFFFFFFFu;
-}
 
 /* Scores a batch of 3 hostile rows: every id out of range, NaN floats,
  * array lists pointing at ids past every table. */
@@ -85,12 +72,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the first byte chooses: keep the CRC, or make it right */
 	if ((data[0] & 1) && size - 1 >= ESMM_HEADER_SIZE)
 	{
-		uint32_t	c = crc32c(buf + 12, size - 1 - 12);
+		uint32_t	c = crc32c_ref(buf + 12, size - 1 - 12);
 
 		for (int i = 0; i < 4; i++)
 			buf[8 + i] = (uint8_t) (c >> (8 * i));
 	}
-	if (esmm_model_decode(&m, buf, size - 1, crc32c, data[0] & 2, &st) == ESMM_OK)
+	if (esmm_model_decode(&m, buf, size - 1, crc32c_ref, data[0] & 2, &st) == ESMM_OK)
 	{
 		size_t		len = esmm_model_encoded_size(m, 0);
 		uint8_t    *again = malloc(len);
@@ -99,8 +86,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		score_hostile_rows(m);
 		if (again != NULL)
 		{
-			if (esmm_model_encode(m, 0, again, len, crc32c, &st) != ESMM_OK ||
-				esmm_model_decode(&m2, again, len, crc32c, 0, &st) != ESMM_OK)
+			if (esmm_model_encode(m, 0, again, len, crc32c_ref, &st) != ESMM_OK ||
+				esmm_model_decode(&m2, again, len, crc32c_ref, 0, &st) != ESMM_OK)
 				abort();		/* a model that decodes must re-encode and decode */
 			esmm_model_free(m2);
 			free(again);

@@ -9,21 +9,8 @@
 #include <string.h>
 
 #include "model_format.h"
+#include "../crc32c_ref.h"
 
-static uint32_t
-crc32c(const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	uint32_t	crc = 0xFFFFFFFFu;
-
-	for (size_t i = 0; i < len; i++)
-	{
-		crc ^= p[i];
-		for (int k = 0; k < 8; k++)
-			crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
-	}
-	return crc ^ 0xFFFFFFFFu;
-}
 
 static void
 feature(esmm_feature *f, const char *name, esmm_feature_kind kind, uint32_t buckets, uint32_t dim)
@@ -106,7 +93,7 @@ write_model(const char *dir, const char *name, esmm_model_kind kind, int bn, int
 	}
 	len = esmm_model_encoded_size(sub ? sub : m, with_opt);
 	buf = malloc(len);
-	esmm_model_encode(sub ? sub : m, with_opt, buf, len, crc32c, &st);
+	esmm_model_encode(sub ? sub : m, with_opt, buf, len, crc32c_ref, &st);
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	f = fopen(path, "wb");
 	fwrite(&selector, 1, 1, f);

@@ -35,22 +35,6 @@ enum
 
 /* ------------------------------------------------------------- CRC-32C */
 
-/* Bit by bit, reflected polynomial 0x82F63B78: slow and obviously right. */
-uint32_t
-crc32c_ref(const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	uint32_t	crc = 0xFFFFFFFFu;
-
-	for (size_t i = 0; i < len; i++)
-	{
-		crc ^= p[i];
-		for (int k = 0; k < 8; k++)
-			crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
-	}
-	return crc ^ 0xFFFFFFFFu;
-}
-
 static void
 test_crc(void)
 {

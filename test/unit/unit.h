@@ -32,11 +32,7 @@ extern int	unit_failed;
 	CHECK(fabs((double) (a) - (double) (b)) <= (tol), "%s: %.9g vs %.9g (tol %.3g)", \
 		  (what), (double) (a), (double) (b), (double) (tol))
 
-/* The reference CRC-32C (Castagnoli), bit by bit: the core's esmm_crc_fn
- * for tests (test_format.c). */
-#include <stddef.h>
-#include <stdint.h>
-uint32_t	crc32c_ref(const void *data, size_t len);
+#include "../crc32c_ref.h"
 
 #include "esmm_core.h"
 
