@@ -181,6 +181,69 @@ typedef struct esmm_arch
 	uint8_t		loss;           /* esmm_loss_kind */
 } esmm_arch;
 
+/* MMoE v2 (seed 002); its forward pass is described in mmoe_model.h. */
+typedef enum mmoe_wide_type
+{
+	MMOE_WIDE_FM = 0,
+	MMOE_WIDE_LR = 1,
+	MMOE_WIDE_RAW = 2			/* "anything else": the wide features themselves */
+} mmoe_wide_type;
+
+typedef enum mmoe_task_type
+{
+	MMOE_TASK_BINARY = 0,		/* BCE, sigmoid output */
+	MMOE_TASK_REGRESSION = 1	/* MSE, no output activation */
+} mmoe_task_type;
+
+typedef struct mmoe_arch
+{
+	uint32_t	n_tasks;		/* = schema.n_labels, in label order */
+	uint8_t		task_type[ESMM_MAX_LABELS];	/* mmoe_task_type */
+	float		loss_weights[ESMM_MAX_LABELS];
+	uint8_t		task_output_sigmoid;	/* task_output_act: sigmoid (1) or none */
+
+	uint32_t	n_experts;
+	esmm_tower_spec expert;		/* expert_layers; inputs = the mmoe group */
+	uint8_t		gate_use_bias;
+	float		gate_l1,
+				gate_l2;
+	uint8_t		share_gates;	/* one gate for every task: MoE */
+	esmm_tower_spec task[ESMM_MAX_LABELS];	/* task_structs, ending in width 1 */
+
+	uint8_t		use_wide;
+	uint8_t		wide_type;		/* mmoe_wide_type */
+	uint32_t	wide_width;		/* FM latent width */
+	float		wide_l1,
+				wide_l2;
+	uint32_t	n_wide_inputs;
+	uint16_t	wide_inputs[ESMM_MAX_FEATURES];	/* the wide group */
+	uint8_t		feature_cross;	/* 0..5, seed 002's meanings */
+	uint8_t		output_cross;	/* 0: add the wide output to each logit */
+
+	float		l2_embedding;
+} mmoe_arch;
+
+/* Whether feature_cross puts the wide features into experts and gates. */
+static inline int
+mmoe_wide_into_experts(const mmoe_arch *a)
+{
+	return a->use_wide && a->feature_cross >= 1 && a->feature_cross <= 3;
+}
+
+/* What feature_cross puts into each task tower: 0 nothing, 1 the wide
+ * features, 2 the wide model's output. */
+static inline int
+mmoe_wide_into_tasks(const mmoe_arch *a)
+{
+	if (!a->use_wide)
+		return 0;
+	if (a->feature_cross == 2 || a->feature_cross == 4)
+		return 1;
+	if (a->feature_cross == 3 || a->feature_cross == 5)
+		return 2;
+	return 0;
+}
+
 /* ------------------------------------------------------------- training */
 
 typedef enum esmm_optim_kind

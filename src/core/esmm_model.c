@@ -17,6 +17,8 @@
 #include "metrics.h"
 #include "optim.h"
 #include "stack.h"
+#include "mmoe_model.h"
+#include "model_internal.h"
 
 #define MAX_UNITS 65536
 #define MAX_DIM 1024
@@ -178,17 +180,17 @@ validate_schema(const esmm_schema *s, esmm_status *st)
 	return ESMM_OK;
 }
 
-static esmm_code
-validate_tower(const esmm_tower_spec *t, const esmm_schema *s, const char *name,
-			   esmm_status *st)
+esmm_code
+model_validate_tower(const esmm_tower_spec *t, const esmm_schema *s,
+					 const char *name, int flags, esmm_status *st)
 {
 	if (t->n_layers < 1 || t->n_layers > ESMM_MAX_LAYERS)
 		return esmm_fail(st, ESMM_ERR_ARGUMENT, "%s tower has %u layers, not 1..%d",
 						 name, t->n_layers, ESMM_MAX_LAYERS);
-	if (t->n_inputs < 1 || t->n_inputs > s->n_features)
+	if ((flags & MODEL_TOWER_INPUTS) && (t->n_inputs < 1 || t->n_inputs > s->n_features))
 		return esmm_fail(st, ESMM_ERR_ARGUMENT, "%s tower has %u inputs, not 1..%u",
 						 name, t->n_inputs, s->n_features);
-	for (uint32_t i = 0; i < t->n_inputs; i++)
+	for (uint32_t i = 0; (flags & MODEL_TOWER_INPUTS) && i < t->n_inputs; i++)
 		if (t->inputs[i] >= s->n_features)
 			return esmm_fail(st, ESMM_ERR_ARGUMENT, "%s tower input %u is feature %u of %u",
 							 name, i, t->inputs[i], s->n_features);
@@ -206,11 +208,52 @@ validate_tower(const esmm_tower_spec *t, const esmm_schema *s, const char *name,
 			return esmm_fail(st, ESMM_ERR_ARGUMENT, "%s tower layer %u has dropout %g",
 							 name, l, ly->dropout);
 	}
-	if (t->layers[t->n_layers - 1].units != 1)
+	if ((flags & MODEL_TOWER_UNIT_OUTPUT) && t->layers[t->n_layers - 1].units != 1)
 		return esmm_fail(st, ESMM_ERR_ARGUMENT, "%s tower must end in a layer of width 1", name);
 	if (!isfinite(t->l1) || !isfinite(t->l2) || t->l1 < 0.0f || t->l2 < 0.0f)
 		return esmm_fail(st, ESMM_ERR_ARGUMENT, "%s tower has invalid regularization", name);
 	return ESMM_OK;
+}
+
+/* Whether feature f's own table is read by some input of the model. */
+static int
+feature_table_used(const esmm_model *m, uint32_t f)
+{
+	if (m->kind == ESMM_KIND_MMOE)
+		return mmoe_feature_uses_table(m, f);
+	for (int t = 0; t < 2; t++)
+		for (uint32_t i = 0; m->has_tower[t] && i < m->arch.tower[t].n_inputs; i++)
+			if (m->arch.tower[t].inputs[i] == f)
+				return 1;
+	return 0;
+}
+
+uint16_t
+model_add_table(esmm_model *m, uint32_t f, esmm_table_role role, uint32_t rows,
+				uint32_t dim, float l1, float l2, size_t *cursor)
+{
+	esmm_table *t;
+	size_t		n,
+				base = 0;
+
+	if (m->n_tables >= ESMM_MAX_TABLES)
+		return ESMM_NO_TABLE;
+	if (m->n_tables > 0)
+		base = m->table[m->n_tables - 1].row_base + m->table[m->n_tables - 1].rows;
+	t = &m->table[m->n_tables];
+	t->off = *cursor;
+	if (!esmm_size_mul(rows, dim, &n) || !esmm_size_add(*cursor, n, cursor))
+		return ESMM_NO_TABLE;
+	t->row_base = base;
+	t->rows = rows;
+	t->dim = dim;
+	t->feature = (uint16_t) f;
+	t->role = (uint8_t) role;
+	t->active = 1;
+	t->l1 = l1;
+	t->l2 = l2;
+	m->n_rows_total = base + rows;
+	return (uint16_t) m->n_tables++;
 }
 
 static esmm_code
@@ -218,28 +261,39 @@ compute_layout(esmm_model *m, esmm_status *st)
 {
 	const esmm_schema *s = &m->schema;
 	size_t		cur = 0,
-				scur = 0,
-				rows = 0;
+				scur = 0;
 
 	esmm_schema_slots(s, &m->n_ids, &m->n_nums, &m->n_multi, m->slot);
+	m->n_tables = 0;
+	m->n_rows_total = 0;
 	for (uint32_t f = 0; f < s->n_features; f++)
 	{
 		const esmm_feature *ft = &s->features[f];
-		size_t		n;
+		int			used = feature_table_used(m, f);
 
 		m->emb_off[f] = ESMM_NO_OFFSET;
-		if (!feature_has_table(ft))
+		m->feat_table[f] = ESMM_NO_TABLE;
+		/* ESMM keeps a table for every categorical feature, read or not */
+		if (!feature_has_table(ft) || (m->kind == ESMM_KIND_MMOE && !used))
 			continue;
-		m->emb_off[f] = cur;
-		if (!esmm_size_mul((size_t) ft->n_buckets + 1, ft->dim, &n) ||
-			!esmm_size_add(cur, n, &cur))
+		m->feat_table[f] = model_add_table(m, f, ESMM_TABLE_MAIN, ft->n_buckets + 1, ft->dim,
+										   0.0f, m->kind == ESMM_KIND_MMOE ?
+										   m->mmoe.l2_embedding : m->arch.l2_embedding,
+										   &cur);
+		if (m->feat_table[f] == ESMM_NO_TABLE)
 			return esmm_fail(st, ESMM_ERR_NOMEM, "embedding tables overflow size_t");
-		m->row_base[f] = rows;
-		rows += (size_t) ft->n_buckets + 1;
+		m->table[m->feat_table[f]].active = (uint8_t) used;
+		m->emb_off[f] = m->table[m->feat_table[f]].off;
 	}
+	if (m->kind == ESMM_KIND_MMOE && !mmoe_layout_tables(m, &cur))
+		return esmm_fail(st, ESMM_ERR_NOMEM, "wide tables overflow size_t");
 	m->n_embedding = cur;
-	m->n_rows_total = rows;
 
+	if (m->kind == ESMM_KIND_MMOE)
+	{
+		if (!mmoe_layout_dense(m, &cur, &scur))
+			return esmm_fail(st, ESMM_ERR_NOMEM, "mmoe parameters overflow size_t");
+	}
 	for (int t = 0; t < 2; t++)
 	{
 		const esmm_tower_spec *tw = &m->arch.tower[t];
@@ -263,8 +317,8 @@ compute_layout(esmm_model *m, esmm_status *st)
 }
 
 
-static float *
-alloc_floats(size_t n)
+float *
+model_alloc_floats(size_t n)
 {
 	size_t		bytes;
 
@@ -273,18 +327,23 @@ alloc_floats(size_t n)
 	return calloc(1, bytes);
 }
 
-/* Validates and lays out a model without allocating its buffers. */
+/* Validates and lays out a model without allocating its buffers: an ESMM
+ * kind from arch, or ESMM_KIND_MMOE from mmoe. */
 static esmm_code
-esmm_model_new_layout(esmm_model **out, const esmm_schema *schema,
-					  const esmm_arch *arch, esmm_model_kind kind,
-					  esmm_status *st)
+model_new_layout(esmm_model **out, const esmm_schema *schema,
+				 const esmm_arch *arch, const mmoe_arch *mmoe,
+				 esmm_model_kind kind, esmm_status *st)
 {
 	esmm_model *m;
 	esmm_code	rc;
 
 	*out = NULL;
-	if (kind != ESMM_KIND_ESMM && kind != ESMM_KIND_ESMM_CTR && kind != ESMM_KIND_ESMM_CVR)
-		return esmm_fail(st, ESMM_ERR_ARGUMENT, "model kind %d is not an ESMM kind", (int) kind);
+	if (kind != ESMM_KIND_ESMM && kind != ESMM_KIND_ESMM_CTR && kind != ESMM_KIND_ESMM_CVR &&
+		kind != ESMM_KIND_MMOE)
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "model kind %d is not a known kind", (int) kind);
+	if ((kind == ESMM_KIND_MMOE) != (mmoe != NULL))
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "model kind %d needs %s architecture", (int) kind,
+						 kind == ESMM_KIND_MMOE ? "an mmoe" : "an esmm");
 	if ((rc = validate_schema(schema, st)) != ESMM_OK)
 		return rc;
 	m = calloc(1, sizeof(*m));
@@ -292,18 +351,29 @@ esmm_model_new_layout(esmm_model **out, const esmm_schema *schema,
 		return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for the model");
 	m->kind = kind;
 	m->schema = *schema;
-	m->arch = *arch;
-	m->has_tower[ESMM_TOWER_CTR] = kind != ESMM_KIND_ESMM_CVR;
-	m->has_tower[ESMM_TOWER_CVR] = kind != ESMM_KIND_ESMM_CTR;
-	for (int t = 0; t < 2; t++)
-		if (m->has_tower[t] &&
-			(rc = validate_tower(&arch->tower[t], schema, t == 0 ? "ctr" : "cvr", st)) != ESMM_OK)
-			goto fail;
-	if (arch->loss > ESMM_LOSS_MSE || !(arch->loss_weights[0] >= 0.0f) ||
-		!(arch->loss_weights[1] >= 0.0f) || !(arch->l2_embedding >= 0.0f))
+	if (kind == ESMM_KIND_MMOE)
 	{
-		rc = esmm_fail(st, ESMM_ERR_ARGUMENT, "invalid loss settings");
-		goto fail;
+		m->mmoe = *mmoe;
+		if ((rc = mmoe_validate(m, st)) != ESMM_OK)
+			goto fail;
+	}
+	else
+	{
+		m->arch = *arch;
+		m->has_tower[ESMM_TOWER_CTR] = kind != ESMM_KIND_ESMM_CVR;
+		m->has_tower[ESMM_TOWER_CVR] = kind != ESMM_KIND_ESMM_CTR;
+		for (int t = 0; t < 2; t++)
+			if (m->has_tower[t] &&
+				(rc = model_validate_tower(&arch->tower[t], schema, t == 0 ? "ctr" : "cvr",
+										  MODEL_TOWER_INPUTS | MODEL_TOWER_UNIT_OUTPUT,
+										  st)) != ESMM_OK)
+				goto fail;
+		if (arch->loss > ESMM_LOSS_MSE || !(arch->loss_weights[0] >= 0.0f) ||
+			!(arch->loss_weights[1] >= 0.0f) || !(arch->l2_embedding >= 0.0f))
+		{
+			rc = esmm_fail(st, ESMM_ERR_ARGUMENT, "invalid loss settings");
+			goto fail;
+		}
 	}
 	if ((rc = compute_layout(m, st)) != ESMM_OK)
 		goto fail;
@@ -314,14 +384,34 @@ fail:
 	return rc;
 }
 
+/* Allocates the params and state of a laid-out model. */
+static esmm_code
+model_allocate(esmm_model *m, esmm_model **out, esmm_status *st)
+{
+	m->params = model_alloc_floats(m->n_params);
+	m->state = model_alloc_floats(m->n_state);
+	if (m->params == NULL || m->state == NULL)
+	{
+		esmm_code	rc = esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for %zu parameters",
+								   m->n_params);
+
+		esmm_model_free(m);
+		return rc;
+	}
+	*out = m;
+	return ESMM_OK;
+}
+
 esmm_code
 esmm_model_plan(const esmm_schema *schema, const esmm_arch *arch,
 				esmm_model_kind kind, size_t *n_params, esmm_status *st)
 {
 	esmm_model *m;
-	esmm_code	rc = esmm_model_new_layout(&m, schema, arch, kind, st);
+	esmm_code	rc;
 
-	if (rc != ESMM_OK)
+	if (kind == ESMM_KIND_MMOE)
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "an mmoe model is planned by mmoe_model_plan");
+	if ((rc = model_new_layout(&m, schema, arch, NULL, kind, st)) != ESMM_OK)
 		return rc;
 	*n_params = m->n_params;
 	esmm_model_free(m);
@@ -333,25 +423,47 @@ esmm_model_create(esmm_model **out, const esmm_schema *schema,
 				  const esmm_arch *arch, esmm_model_kind kind, esmm_status *st)
 {
 	esmm_model *m;
-	esmm_code	rc = esmm_model_new_layout(&m, schema, arch, kind, st);
+	esmm_code	rc;
 
 	*out = NULL;
+	if (kind == ESMM_KIND_MMOE)
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "an mmoe model is created by mmoe_model_create");
+	if ((rc = model_new_layout(&m, schema, arch, NULL, kind, st)) != ESMM_OK)
+		return rc;
+	return model_allocate(m, out, st);
+}
+
+esmm_code
+mmoe_model_plan(const esmm_schema *schema, const mmoe_arch *a, size_t *n_params,
+				esmm_status *st)
+{
+	esmm_model *m;
+	esmm_code	rc = model_new_layout(&m, schema, NULL, a, ESMM_KIND_MMOE, st);
+
 	if (rc != ESMM_OK)
 		return rc;
-	m->params = alloc_floats(m->n_params);
-	m->state = alloc_floats(m->n_state);
-	if (m->params == NULL || m->state == NULL)
-	{
-		esmm_model_free(m);
-		return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for %zu parameters", m->n_params);
-	}
-	*out = m;
+	*n_params = m->n_params;
+	esmm_model_free(m);
 	return ESMM_OK;
+}
+
+esmm_code
+mmoe_model_create(esmm_model **out, const esmm_schema *schema,
+				  const mmoe_arch *a, esmm_status *st)
+{
+	esmm_model *m;
+	esmm_code	rc;
+
+	*out = NULL;
+	if ((rc = model_new_layout(&m, schema, NULL, a, ESMM_KIND_MMOE, st)) != ESMM_OK)
+		return rc;
+	return model_allocate(m, out, st);
 }
 
 static void
 free_workspace(esmm_model *m)
 {
+	mmoe_free_workspace(m);
 	free(m->work);
 	free(m->col_ids);
 	free(m->batch_ids);
@@ -378,14 +490,31 @@ esmm_model_free(esmm_model *m)
 	free(m->m1);
 	free(m->m2);
 	free(m->stamp);
-	free(m->touched_feature);
+	free(m->touched_table);
 	free(m->touched_row);
 	free(m->perm);
 	free(m->best_params);
 	free(m->best_state);
 	free(m->config_json);
 	free(m->report.epochs);
+	mmoe_free_parts(m);
 	free(m);
+}
+
+int
+esmm_model_variances_valid(const esmm_model *m)
+{
+	if (m->kind == ESMM_KIND_MMOE)
+		return mmoe_variances_valid(m);
+	for (int t = 0; t < 2; t++)
+		if (m->has_tower[t])
+		{
+			esmm_stack	stack = tower_stack(m, t);
+
+			if (!esmm_stack_variances_valid(&stack, m->state))
+				return 0;
+		}
+	return 1;
 }
 
 esmm_code
@@ -511,15 +640,17 @@ void
 esmm_model_init(esmm_model *m, uint64_t seed)
 {
 	memset(m->params, 0, m->n_params * sizeof(float));
-	for (uint32_t f = 0; f < m->schema.n_features; f++)
-		if (m->emb_off[f] != ESMM_NO_OFFSET)
-		{
-			const esmm_feature *ft = &m->schema.features[f];
-
-			esmm_fill_uniform(m->params + m->emb_off[f],
-							  ((size_t) ft->n_buckets + 1) * ft->dim, 0.05f,
-							  esmm_tensor_stream(seed, 1000 + f));
-		}
+	/* feature f's table draws from stream 1000 + f whatever its place */
+	for (uint32_t t = 0; t < m->n_tables; t++)
+		if (m->table[t].role == ESMM_TABLE_MAIN)
+			esmm_fill_uniform(m->params + m->table[t].off,
+							  (size_t) m->table[t].rows * m->table[t].dim, 0.05f,
+							  esmm_tensor_stream(seed, 1000 + m->table[t].feature));
+	if (m->kind == ESMM_KIND_MMOE)
+	{
+		mmoe_init(m, seed);
+		return;
+	}
 	for (int t = 0; t < 2; t++)
 		if (m->has_tower[t])
 		{
@@ -557,6 +688,7 @@ esmm_model_workspace(esmm_model *m, int max_B, esmm_status *st)
 				total = 0,
 				n;
 	float	   *p = NULL;
+	esmm_code	rc;
 
 	if (max_B < 1 || max_B > (1 << 24))
 		return esmm_fail(st, ESMM_ERR_ARGUMENT, "batch size %d is not in 1..%d", max_B, 1 << 24);
@@ -614,6 +746,11 @@ esmm_model_workspace(esmm_model *m, int max_B, esmm_status *st)
 		free_workspace(m);
 		return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for a batch of %d rows", max_B);
 	}
+	if (m->kind == ESMM_KIND_MMOE && (rc = mmoe_workspace(m, max_B, st)) != ESMM_OK)
+	{
+		free_workspace(m);
+		return rc;
+	}
 	m->max_B = max_B;
 	return ESMM_OK;
 }
@@ -625,7 +762,7 @@ esmm_model_train_begin(esmm_model *m, const esmm_optim_spec *optim,
 	esmm_code	rc;
 	float		m1_init = esmm_optim_m1_init(optim);
 
-	if (!m->has_tower[ESMM_TOWER_CTR])
+	if (m->kind != ESMM_KIND_MMOE && !m->has_tower[ESMM_TOWER_CTR])
 		return esmm_fail(st, ESMM_ERR_ARGUMENT, "a cvr-only model cannot be trained: its loss needs the ctr tower");
 	if (optim->kind > ESMM_OPTIM_RMSPROP)
 		return esmm_fail(st, ESMM_ERR_ARGUMENT, "unknown optimizer kind %u", optim->kind);
@@ -635,9 +772,9 @@ esmm_model_train_begin(esmm_model *m, const esmm_optim_spec *optim,
 	free(m->m1);
 	free(m->m2);
 	free(m->stamp);
-	m->grads = alloc_floats(m->n_params);
-	m->m1 = alloc_floats(m->n_params);
-	m->m2 = alloc_floats(m->n_params);
+	m->grads = model_alloc_floats(m->n_params);
+	m->m1 = model_alloc_floats(m->n_params);
+	m->m2 = model_alloc_floats(m->n_params);
 	m->stamp = calloc(m->n_rows_total + 1, sizeof(uint32_t));
 	if (m->grads == NULL || m->m1 == NULL || m->m2 == NULL || m->stamp == NULL)
 		return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for the optimizer state of %zu parameters",
@@ -655,16 +792,16 @@ esmm_model_train_begin(esmm_model *m, const esmm_optim_spec *optim,
 static int
 ensure_touched(esmm_model *m, size_t need)
 {
-	uint32_t   *f,
-			   *r;
+	uint16_t   *f;
+	uint32_t   *r;
 
 	if (need <= m->touched_cap)
 		return 1;
 	need = need * 2;
-	f = realloc(m->touched_feature, need * sizeof(uint32_t));
+	f = realloc(m->touched_table, need * sizeof(uint16_t));
 	if (f == NULL)
 		return 0;
-	m->touched_feature = f;
+	m->touched_table = f;
 	r = realloc(m->touched_row, need * sizeof(uint32_t));
 	if (r == NULL)
 		return 0;
@@ -692,33 +829,64 @@ gather_id_column(esmm_model *m, const esmm_batch *batch, uint32_t f)
 		m->col_ids[b] = clamp_id(batch->ids[(size_t) b * m->n_ids + m->slot[f]], ft->n_buckets);
 }
 
-/* Fills the tower input [B, D]: the features' embeddings and numeric
- * values, concatenated in the tower's input order. */
-static void
-esmm_input_forward(esmm_model *m, int t, const esmm_batch *batch)
+/* The table feature f reads in role, or ESMM_NO_TABLE. */
+static inline uint16_t
+role_table(const esmm_model *m, uint32_t f, esmm_table_role role)
 {
-	const esmm_tower_spec *tw = &m->arch.tower[t];
+	return role == ESMM_TABLE_MAIN ? m->feat_table[f] : mmoe_wide_table(m, f, role);
+}
+
+uint32_t
+model_input_width(const esmm_model *m, const uint16_t *inputs, uint32_t n,
+				  esmm_table_role role)
+{
+	uint32_t	w = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+		w += role == ESMM_TABLE_MAIN ? esmm_feature_width(&m->schema.features[inputs[i]]) :
+			m->table[role_table(m, inputs[i], role)].dim;
+	return w;
+}
+
+void
+model_input_forward(esmm_model *m, float *x, int D, const uint16_t *inputs,
+					uint32_t n, esmm_table_role role, const esmm_batch *batch)
+{
 	const int	B = batch->B;
-	const int	D = (int) m->tower_in[t];
-	float	   *x = m->input[t];	/* [B, D] */
 	int			c = 0;
 
-	for (uint32_t i = 0; i < tw->n_inputs; i++)
+	for (uint32_t i = 0; i < n; i++)
 	{
-		uint32_t	f = tw->inputs[i];
+		uint32_t	f = inputs[i];
 		const esmm_feature *ft = &m->schema.features[f];
+		uint16_t	t = role_table(m, f, role);
+		int			dim = t != ESMM_NO_TABLE ? (int) m->table[t].dim : 0;
 
 		if (ft->kind == ESMM_FEAT_CATEGORICAL)
 		{
 			gather_id_column(m, batch, f);
-			esmm_embedding_forward(x + c, m->col_ids, m->params + m->emb_off[f],
-								   B, (int) ft->dim, D);
+			esmm_embedding_forward(x + c, m->col_ids, m->params + m->table[t].off, B, dim, D);
 		}
 		else if (ft->kind == ESMM_FEAT_MULTI)
 			esmm_embedding_mean_forward(x + c, batch->multi_off + (size_t) m->slot[f] * (B + 1),
-										batch->multi_ids, m->params + m->emb_off[f],
-										(int32_t) ft->n_buckets, B, (int) ft->dim, D);
+										batch->multi_ids, m->params + m->table[t].off,
+										(int32_t) ft->n_buckets, B, dim, D);
+		else if (role != ESMM_TABLE_MAIN)
+		{
+			/* a numeric feature's one wide row, scaled by its value */
+			const float *w = m->params + m->table[t].off;
+
+			for (int b = 0; b < B; b++)
+			{
+				float		v = esmm_feature_normalize(ft, batch->nums[(size_t) b * m->n_nums + m->slot[f]]);
+
+				for (int j = 0; j < dim; j++)
+					x[(size_t) b * D + c + j] = v * w[j];
+			}
+		}
 		else
+		{
+			dim = (int) esmm_feature_width(ft);
 			for (int b = 0; b < B; b++)
 			{
 				float		raw = batch->nums[(size_t) b * m->n_nums + m->slot[f]];
@@ -727,92 +895,122 @@ esmm_input_forward(esmm_model *m, int t, const esmm_batch *batch)
 				if (ft->null_indicator)
 					x[(size_t) b * D + c + 1] = isnan(raw) ? 1.0f : 0.0f;
 			}
-		c += (int) esmm_feature_width(ft);
+		}
+		c += dim;
 	}
 }
 
-/* Marks the embedding row (f, id) as touched by this step. */
-static inline void
-touch_row(esmm_model *m, uint32_t f, int32_t id)
+void
+model_input_backward(esmm_model *m, const float *dx, int D, const uint16_t *inputs,
+					 uint32_t n, esmm_table_role role, const esmm_batch *batch)
 {
-	size_t		k = m->row_base[f] + (size_t) id;
+	const int	B = batch->B;
+	int			c = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+	{
+		uint32_t	f = inputs[i];
+		const esmm_feature *ft = &m->schema.features[f];
+		uint16_t	t = role_table(m, f, role);
+		int			dim = t != ESMM_NO_TABLE ? (int) m->table[t].dim : 0;
+
+		if (ft->kind == ESMM_FEAT_CATEGORICAL)
+		{
+			gather_id_column(m, batch, f);
+			esmm_embedding_backward(m->grads + m->table[t].off, dx + c, m->col_ids, B, dim, D);
+		}
+		else if (ft->kind == ESMM_FEAT_MULTI)
+			esmm_embedding_mean_backward(m->grads + m->table[t].off, dx + c,
+										 batch->multi_off + (size_t) m->slot[f] * (B + 1),
+										 batch->multi_ids, (int32_t) ft->n_buckets,
+										 B, dim, D);
+		else if (role != ESMM_TABLE_MAIN)
+		{
+			float	   *g = m->grads + m->table[t].off;
+
+			for (int b = 0; b < B; b++)
+			{
+				float		v = esmm_feature_normalize(ft, batch->nums[(size_t) b * m->n_nums + m->slot[f]]);
+
+				for (int j = 0; j < dim; j++)
+					g[j] += v * dx[(size_t) b * D + c + j];
+			}
+		}
+		else
+			dim = (int) esmm_feature_width(ft);
+		c += dim;
+	}
+}
+
+/* Fills ESMM tower t's input [B, D]. */
+static void
+esmm_input_forward(esmm_model *m, int t, const esmm_batch *batch)
+{
+	const esmm_tower_spec *tw = &m->arch.tower[t];
+
+	model_input_forward(m, m->input[t], (int) m->tower_in[t], tw->inputs, tw->n_inputs,
+						ESMM_TABLE_MAIN, batch);
+}
+
+/* Marks row id of table t as touched by this step. */
+static inline void
+touch_row(esmm_model *m, uint16_t t, int32_t id)
+{
+	size_t		k = m->table[t].row_base + (size_t) id;
 	uint32_t	mark = (uint32_t) (m->step + 1);
 
 	if (m->stamp[k] == mark)
 		return;
 	m->stamp[k] = mark;
-	m->touched_feature[m->n_touched] = f;
+	m->touched_table[m->n_touched] = t;
 	m->touched_row[m->n_touched] = (uint32_t) id;
 	m->n_touched++;
 }
 
-/* Scatters the tower input's gradient dx [B, D] into the tables. */
+/* Scatters ESMM tower t's input gradient dx [B, D] into the tables. */
 static void
 esmm_input_backward(esmm_model *m, int t, const esmm_batch *batch,
 					const float *dx)
 {
 	const esmm_tower_spec *tw = &m->arch.tower[t];
-	const int	B = batch->B;
-	const int	D = (int) m->tower_in[t];
-	int			c = 0;
 
-	for (uint32_t i = 0; i < tw->n_inputs; i++)
-	{
-		uint32_t	f = tw->inputs[i];
-		const esmm_feature *ft = &m->schema.features[f];
-
-		if (ft->kind == ESMM_FEAT_CATEGORICAL)
-		{
-			gather_id_column(m, batch, f);
-			esmm_embedding_backward(m->grads + m->emb_off[f], dx + c, m->col_ids,
-									B, (int) ft->dim, D);
-		}
-		else if (ft->kind == ESMM_FEAT_MULTI)
-			esmm_embedding_mean_backward(m->grads + m->emb_off[f], dx + c,
-										 batch->multi_off + (size_t) m->slot[f] * (B + 1),
-										 batch->multi_ids, (int32_t) ft->n_buckets,
-										 B, (int) ft->dim, D);
-		c += (int) esmm_feature_width(ft);
-	}
+	model_input_backward(m, dx, (int) m->tower_in[t], tw->inputs, tw->n_inputs,
+						 ESMM_TABLE_MAIN, batch);
 }
 
 /*
- * Records every table row the batch looked up, and applies the embedding
- * L2 term (l2_embedding * mean over the batch of each looked-up row's
- * squared norm) to exactly those lookups.  Returns that term's loss.
+ * Records every table row the batch looked up, and applies each table's
+ * L1/L2 terms (l * mean over the batch of each looked-up row's |w| or w^2)
+ * to exactly those lookups.  Returns those terms' loss.
  */
-static double
-esmm_embedding_touch(esmm_model *m, const esmm_batch *batch)
+double
+model_embedding_touch(esmm_model *m, const esmm_batch *batch)
 {
 	const int	B = batch->B;
-	const float scale = m->arch.l2_embedding / (float) B;
 	double		loss = 0.0;
 
-	for (uint32_t f = 0; f < m->schema.n_features; f++)
+	for (uint16_t t = 0; t < m->n_tables; t++)
 	{
-		const esmm_feature *ft = &m->schema.features[f];
-		int			used = 0;
+		const esmm_table *tb = &m->table[t];
+		const esmm_feature *ft = &m->schema.features[tb->feature];
+		const float scale = tb->l2 / (float) B;
+		const float scale1 = tb->l1 / (float) B;
 
-		for (int t = 0; t < 2; t++)
-			for (uint32_t i = 0; m->has_tower[t] && i < m->arch.tower[t].n_inputs; i++)
-				used |= m->arch.tower[t].inputs[i] == f;
-		if (!used || !feature_has_table(ft))
+		if (!tb->active)
 			continue;
 		for (int b = 0; b < B; b++)
 		{
 			uint32_t	n = 1,
 						k;
 			const int32_t *ids;
-			int32_t		one;
+			int32_t		one = 0;
 
+			ids = &one;
 			if (ft->kind == ESMM_FEAT_CATEGORICAL)
+				one = clamp_id(batch->ids[(size_t) b * m->n_ids + m->slot[tb->feature]], ft->n_buckets);
+			else if (ft->kind == ESMM_FEAT_MULTI)
 			{
-				one = clamp_id(batch->ids[(size_t) b * m->n_ids + m->slot[f]], ft->n_buckets);
-				ids = &one;
-			}
-			else
-			{
-				const uint32_t *off = batch->multi_off + (size_t) m->slot[f] * (B + 1);
+				const uint32_t *off = batch->multi_off + (size_t) m->slot[tb->feature] * (B + 1);
 
 				n = off[b + 1] - off[b];
 				ids = batch->multi_ids + off[b];
@@ -825,20 +1023,24 @@ esmm_embedding_touch(esmm_model *m, const esmm_batch *batch)
 			}
 			for (k = 0; k < n; k++)
 			{
-				int32_t		id = clamp_id(ids[k], ft->n_buckets);
+				/* a numeric feature's wide tables have the one row 0 */
+				int32_t		id = ft->kind == ESMM_FEAT_NUMERIC ? 0 : clamp_id(ids[k], ft->n_buckets);
+				float	   *w = m->params + tb->off + (size_t) id * tb->dim;
+				float	   *g = m->grads + tb->off + (size_t) id * tb->dim;
 
-				touch_row(m, f, id);
+				touch_row(m, t, id);
 				if (scale > 0.0f)
-				{
-					float	   *w = m->params + m->emb_off[f] + (size_t) id * ft->dim;
-					float	   *g = m->grads + m->emb_off[f] + (size_t) id * ft->dim;
-
-					for (uint32_t j = 0; j < ft->dim; j++)
+					for (uint32_t j = 0; j < tb->dim; j++)
 					{
 						loss += (double) scale * w[j] * w[j];
 						g[j] += 2.0f * scale * w[j];
 					}
-				}
+				if (scale1 > 0.0f)
+					for (uint32_t j = 0; j < tb->dim; j++)
+					{
+						loss += (double) scale1 * fabsf(w[j]);
+						g[j] += w[j] > 0.0f ? scale1 : w[j] < 0.0f ? -scale1 : 0.0f;
+					}
 			}
 		}
 	}
@@ -949,22 +1151,23 @@ clear_touched_grads(esmm_model *m)
 {
 	for (uint32_t i = 0; i < m->n_touched; i++)
 	{
-		uint32_t	f = m->touched_feature[i];
-		size_t		dim = m->schema.features[f].dim;
+		const esmm_table *tb = &m->table[m->touched_table[i]];
 
-		memset(m->grads + m->emb_off[f] + (size_t) m->touched_row[i] * dim, 0,
-			   dim * sizeof(float));
-		m->stamp[m->row_base[f] + m->touched_row[i]] = 0;
+		memset(m->grads + tb->off + (size_t) m->touched_row[i] * tb->dim, 0,
+			   tb->dim * sizeof(float));
+		m->stamp[tb->row_base + m->touched_row[i]] = 0;
 	}
 	m->n_touched = 0;
 }
 
 /* The most table rows a batch can look up: one per id column and row,
- * every array id, and an array feature's missing row per row. */
+ * every array id, and an array feature's missing row per row; with MMoE's
+ * wide tables, three times that, and two rows per numeric feature. */
 static size_t
 batch_lookups(const esmm_model *m, const esmm_batch *batch)
 {
 	size_t		n = (size_t) batch->B * (m->n_ids + m->n_multi);
+	size_t		per_feature = m->kind == ESMM_KIND_MMOE ? 3 : 1;
 
 	for (uint32_t k = 0; k < m->n_multi; k++)
 	{
@@ -973,7 +1176,7 @@ batch_lookups(const esmm_model *m, const esmm_batch *batch)
 		if (off[batch->B] > off[0])
 			n += off[batch->B] - off[0];
 	}
-	return n;
+	return n * per_feature + 2 * (size_t) m->n_nums;
 }
 
 double
@@ -986,13 +1189,21 @@ esmm_model_forward_backward(esmm_model *m, const esmm_batch *batch,
 	size_t		dense = m->n_params - m->n_embedding;
 
 	/* the loss needs pctr: a CVR-only model (an export) cannot train */
-	if (!m->has_tower[ESMM_TOWER_CTR] || m->grads == NULL || B < 1 || B > m->max_B)
+	if ((m->kind != ESMM_KIND_MMOE && !m->has_tower[ESMM_TOWER_CTR]) ||
+		m->grads == NULL || B < 1 || B > m->max_B)
 		return NAN;
 	/* the dense region is small and always fully updated: clear it whole */
 	memset(m->grads + m->n_embedding, 0, dense * sizeof(float));
 	clear_touched_grads(m);
 	if (!ensure_touched(m, batch_lookups(m, batch)))
 		return NAN;
+	if (m->kind == ESMM_KIND_MMOE)
+	{
+		loss = mmoe_forward_backward(m, batch, &reg);
+		if (data_loss != NULL)
+			*data_loss = loss;
+		return loss + reg + model_embedding_touch(m, batch);
+	}
 
 	for (int t = 0; t < 2; t++)
 		if (m->has_tower[t])
@@ -1006,7 +1217,7 @@ esmm_model_forward_backward(esmm_model *m, const esmm_batch *batch,
 	for (int t = 0; t < 2; t++)
 		if (m->has_tower[t])
 			esmm_input_backward(m, t, batch, esmm_tower_backward(m, t, B));
-	reg += esmm_embedding_touch(m, batch);
+	reg += model_embedding_touch(m, batch);
 
 	for (int t = 0; t < 2; t++)
 		if (m->has_tower[t])
@@ -1028,9 +1239,9 @@ esmm_model_step(esmm_model *m)
 					m->m1 + m->n_embedding, m->m2 + m->n_embedding, dense, m->step);
 	for (uint32_t i = 0; i < m->n_touched; i++)
 	{
-		uint32_t	f = m->touched_feature[i];
-		size_t		dim = m->schema.features[f].dim;
-		size_t		off = m->emb_off[f] + (size_t) m->touched_row[i] * dim;
+		const esmm_table *tb = &m->table[m->touched_table[i]];
+		size_t		dim = tb->dim;
+		size_t		off = tb->off + (size_t) m->touched_row[i] * dim;
 
 		esmm_optim_step(&m->optim, m->params + off, m->grads + off,
 						m->m1 + off, m->m2 + off, dim, m->step);
@@ -1045,6 +1256,20 @@ esmm_model_predict(esmm_model *m, const esmm_batch *batch, float *pctr,
 {
 	const int	B = batch->B;
 
+	if (m->kind == ESMM_KIND_MMOE)
+	{
+		/* an mmoe model has tasks, not towers: mmoe_model_predict */
+		for (int b = 0; b < B; b++)
+		{
+			if (pctr)
+				pctr[b] = NAN;
+			if (pcvr)
+				pcvr[b] = NAN;
+			if (pctcvr)
+				pctcvr[b] = NAN;
+		}
+		return;
+	}
 	for (int t = 0; t < 2; t++)
 		if (m->has_tower[t])
 		{
@@ -1187,6 +1412,79 @@ metric_value(esmm_metric_kind kind, const float *s, const float *y,
 	return sum / count;
 }
 
+/*
+ * MMoE's evaluation: each task's scores (mmoe_model_scores) against its
+ * label; the loss is sum_t w_t * (clipped BCE or squared error), a mean
+ * over the rows.
+ */
+static esmm_code
+mmoe_evaluate(esmm_model *m, const esmm_dataset *ds, const esmm_eval_spec *ev,
+			  double *values, double *loss, esmm_status *st)
+{
+	const size_t n = ds->n_rows;
+	const uint32_t T = m->mmoe.n_tasks;
+	const int	bs = m->max_B;
+	float	   *buf;			/* [2T, n]: scores of task t, then labels */
+	float	   *out;			/* [max_B, T] */
+	double	   *scratch;		/* [n] */
+	uint32_t   *idx;			/* [max_B] */
+	esmm_code	rc = ESMM_OK;
+
+	buf = malloc(2 * (size_t) T * n * sizeof(float));
+	out = malloc((size_t) bs * T * sizeof(float));
+	scratch = malloc(n * sizeof(double));
+	idx = malloc((size_t) bs * sizeof(uint32_t));
+	if (buf == NULL || out == NULL || scratch == NULL || idx == NULL)
+		rc = esmm_fail(st, ESMM_ERR_NOMEM, "out of memory to evaluate %zu rows", n);
+	for (size_t start = 0; rc == ESMM_OK && start < n; start += bs)
+	{
+		int			B = (int) (n - start < (size_t) bs ? n - start : (size_t) bs);
+		esmm_batch	batch;
+
+		for (int b = 0; b < B; b++)
+			idx[b] = (uint32_t) (start + b);
+		if ((rc = esmm_batch_gather(m, ds, idx, B, &batch, st)) != ESMM_OK)
+			break;
+		mmoe_model_scores(m, &batch, out);
+		for (int b = 0; b < B; b++)
+			for (uint32_t t = 0; t < T; t++)
+			{
+				buf[t * n + start + b] = out[(size_t) b * T + t];
+				buf[(T + t) * n + start + b] = batch.labels[(size_t) b * T + t];
+			}
+	}
+	if (rc == ESMM_OK)
+	{
+		double		l = 0.0;
+
+		for (uint32_t t = 0; t < T; t++)
+		{
+			const float *s = buf + t * n,
+					   *y = buf + (T + t) * n;
+			double		lt = 0.0;
+
+			for (size_t i = 0; i < n; i++)
+				lt += m->mmoe.task_type[t] == MMOE_TASK_REGRESSION ?
+					((double) s[i] - y[i]) * ((double) s[i] - y[i]) : clipped_bce(s[i], y[i]);
+			l += m->mmoe.loss_weights[t] * lt;
+		}
+		*loss = l / n;
+		for (uint32_t k = 0; ev != NULL && k < ev->n_metrics; k++)
+		{
+			uint32_t	t = ev->metrics[k].label;
+
+			if (t < T)
+				values[k] = metric_value((esmm_metric_kind) ev->metrics[k].metric,
+										 buf + t * n, buf + (T + t) * n, NULL, n, scratch);
+		}
+	}
+	free(buf);
+	free(out);
+	free(scratch);
+	free(idx);
+	return rc;
+}
+
 esmm_code
 esmm_model_evaluate(esmm_model *m, const esmm_dataset *ds,
 					const esmm_eval_spec *ev, double *values, double *loss,
@@ -1204,6 +1502,12 @@ esmm_model_evaluate(esmm_model *m, const esmm_dataset *ds,
 		values[k] = NAN;
 	if (n == 0)
 		return ESMM_OK;
+	if (m->kind == ESMM_KIND_MMOE)
+	{
+		if (bs < 1 || ds->n_labels != m->mmoe.n_tasks)
+			return esmm_fail(st, ESMM_ERR_ARGUMENT, "evaluation needs an mmoe model with a workspace");
+		return mmoe_evaluate(m, ds, ev, values, loss, st);
+	}
 	if (bs < 1 || !m->has_tower[0] || !m->has_tower[1] || ds->n_labels != 2)
 		return esmm_fail(st, ESMM_ERR_ARGUMENT, "evaluation needs a full ESMM model with a workspace");
 	buf = malloc(5 * n * sizeof(float));

@@ -73,6 +73,38 @@ typedef struct esmm_report
 	uint8_t		stopped_early;	/* early stopping ended training */
 } esmm_report;
 
+/* What an embedding table holds. */
+typedef enum esmm_table_role
+{
+	ESMM_TABLE_MAIN = 0,		/* a feature's embeddings, read by towers/experts */
+	ESMM_TABLE_WIDE_LINEAR = 1, /* MMoE's wide part: first-order weights [rows, 1] */
+	ESMM_TABLE_WIDE_FM = 2		/* MMoE's wide part: FM latent vectors [rows, k] */
+} esmm_table_role;
+
+#define ESMM_MAX_TABLES (3 * ESMM_MAX_FEATURES)
+#define ESMM_NO_TABLE 0xFFFF
+
+/*
+ * One embedding table in params [0, n_embedding).  A numeric feature's
+ * wide tables have one row, scaled by the value.  Only the rows a batch
+ * looks up are regularized and updated (lazily), so l1 and l2 apply to
+ * those rows, averaged over the batch.
+ */
+typedef struct esmm_table
+{
+	size_t		off;			/* params: [rows, dim] */
+	size_t		row_base;		/* its first row among all tables' rows */
+	uint32_t	rows;
+	uint32_t	dim;
+	uint16_t	feature;
+	uint8_t		role;			/* esmm_table_role */
+	uint8_t		active;			/* some input reads it */
+	float		l1,
+				l2;
+} esmm_table;
+
+struct mmoe_parts;
+
 typedef struct esmm_model
 {
 	esmm_model_kind kind;
@@ -93,10 +125,18 @@ typedef struct esmm_model
 	uint32_t	slot[ESMM_MAX_FEATURES];
 	uint32_t	tower_in[2];	/* D of each tower */
 
+	/* MMoE (kind ESMM_KIND_MMOE): the architecture, and its layout and
+	 * workspace (mmoe_model.c); arch and has_tower stay zero */
+	mmoe_arch	mmoe;
+	struct mmoe_parts *mm;
+
 	/* parameter layout */
 	size_t		n_params;
 	size_t		n_embedding;	/* params [0, n_embedding) are tables */
-	size_t		emb_off[ESMM_MAX_FEATURES];	/* table of feature f */
+	uint32_t	n_tables;
+	esmm_table	table[ESMM_MAX_TABLES];
+	uint16_t	feat_table[ESMM_MAX_FEATURES];	/* feature f's own table, or ESMM_NO_TABLE */
+	size_t		emb_off[ESMM_MAX_FEATURES];	/* its offset, or ESMM_NO_OFFSET */
 	esmm_layer_ref layer[2][ESMM_MAX_LAYERS];
 	size_t		n_state;
 
@@ -110,10 +150,9 @@ typedef struct esmm_model
 	float	   *m1;				/* [n_params] first moment / accumulator */
 	float	   *m2;				/* [n_params] second moment / momentum */
 	uint32_t   *stamp;			/* [embedding rows] last step a row was touched */
-	size_t		row_base[ESMM_MAX_FEATURES];	/* feature f's first stamp */
 	size_t		n_rows_total;	/* rows of all tables */
 	uint32_t	n_touched;
-	uint32_t   *touched_feature;	/* [touched_cap] */
+	uint16_t   *touched_table;	/* [touched_cap] */
 	uint32_t   *touched_row;	/* [touched_cap] */
 	size_t		touched_cap;
 	uint64_t	dropout_rng;
@@ -167,6 +206,10 @@ esmm_code	esmm_model_plan(const esmm_schema *schema, const esmm_arch *arch,
  */
 esmm_code	esmm_model_export(esmm_model **out, const esmm_model *m,
 							  esmm_model_kind kind, esmm_status *st);
+
+/* Whether every batch-norm running variance is >= 0 (a decoded model's
+ * statistics must be, or inference would take a square root of < 0). */
+int			esmm_model_variances_valid(const esmm_model *m);
 
 /* Frees the model and everything it owns.  NULL is allowed. */
 void		esmm_model_free(esmm_model *m);

@@ -697,3 +697,136 @@ esmm_rng_normal(uint64_t *state)
 
 	return (float) (sqrt(-2.0 * log(u1)) * cos(ESMM_2PI * u2));
 }
+
+/* ---------------------------------------------------------- mixture of experts */
+
+void
+esmm_softmax_forward(float *y, const float *x, int B, int n)
+{
+	for (int b = 0; b < B; b++)
+	{
+		const float *xr = x + (size_t) b * n;
+		float	   *yr = y + (size_t) b * n;
+		float		mx = xr[0],
+					sum = 0.0f;
+
+		for (int i = 1; i < n; i++)
+			if (xr[i] > mx)
+				mx = xr[i];
+		for (int i = 0; i < n; i++)
+		{
+			yr[i] = expf(xr[i] - mx);
+			sum += yr[i];
+		}
+		for (int i = 0; i < n; i++)
+			yr[i] /= sum;
+	}
+}
+
+void
+esmm_softmax_backward(float *dx, const float *dy, const float *y, int B, int n)
+{
+	for (int b = 0; b < B; b++)
+	{
+		const float *dyr = dy + (size_t) b * n,
+				   *yr = y + (size_t) b * n;
+		float	   *dxr = dx + (size_t) b * n;
+		float		dot = 0.0f;
+
+		for (int i = 0; i < n; i++)
+			dot += yr[i] * dyr[i];
+		for (int i = 0; i < n; i++)
+			dxr[i] = yr[i] * (dyr[i] - dot);
+	}
+}
+
+void
+esmm_mixture_forward(float *h, const float *g, const float *const *e, int B,
+					 int K, int H)
+{
+	memset(h, 0, (size_t) B * H * sizeof(float));
+	for (int k = 0; k < K; k++)
+		for (int b = 0; b < B; b++)
+		{
+			const float gk = g[(size_t) b * K + k];
+			const float *er = e[k] + (size_t) b * H;
+			float	   *hr = h + (size_t) b * H;
+
+			for (int j = 0; j < H; j++)
+				hr[j] += gk * er[j];
+		}
+}
+
+void
+esmm_mixture_backward(float *const *de, float *dg, const float *dh,
+					  const float *g, const float *const *e, int B, int K,
+					  int H)
+{
+	for (int k = 0; k < K; k++)
+		for (int b = 0; b < B; b++)
+		{
+			const float gk = g[(size_t) b * K + k];
+			const float *er = e[k] + (size_t) b * H,
+					   *dhr = dh + (size_t) b * H;
+			float		dot = 0.0f;
+
+			for (int j = 0; j < H; j++)
+				dot += dhr[j] * er[j];
+			dg[(size_t) b * K + k] = dot;
+			if (de != NULL)
+			{
+				float	   *der = de[k] + (size_t) b * H;
+
+				for (int j = 0; j < H; j++)
+					der[j] += gk * dhr[j];
+			}
+		}
+}
+
+/* ------------------------------------------------ factorization machine */
+
+void
+esmm_fm_forward(float *y, const float *e, int B, int n, int k)
+{
+	for (int b = 0; b < B; b++)
+	{
+		const float *eb = e + (size_t) b * n * k;
+		double		out = 0.0;
+
+		for (int f = 0; f < k; f++)
+		{
+			double		sum = 0.0,
+						sq = 0.0;
+
+			for (int i = 0; i < n; i++)
+			{
+				double		v = eb[(size_t) i * k + f];
+
+				sum += v;
+				sq += v * v;
+			}
+			out += sum * sum - sq;
+		}
+		y[b] = (float) (0.5 * out);
+	}
+}
+
+void
+esmm_fm_backward(float *de, const float *dy, const float *e, int B, int n, int k)
+{
+	for (int b = 0; b < B; b++)
+	{
+		const float *eb = e + (size_t) b * n * k;
+		float	   *db = de + (size_t) b * n * k;
+
+		for (int f = 0; f < k; f++)
+		{
+			float		sum = 0.0f;
+
+			for (int i = 0; i < n; i++)
+				sum += eb[(size_t) i * k + f];
+			for (int i = 0; i < n; i++)
+				db[(size_t) i * k + f] = dy[b] * (sum - eb[(size_t) i * k + f]);
+		}
+	}
+}

@@ -125,6 +125,42 @@ void		esmm_embedding_mean_backward(float *dtable, const float *dout,
 										 const int32_t *ids, int32_t missing_id,
 										 int B, int dim, int out_stride);
 
+/* ---------------------------------------------------------- mixture of experts */
+
+/* Row-wise softmax, shifted by the row's maximum.  y[B,n]; x[B,n]; y may
+ * equal x. */
+void		esmm_softmax_forward(float *y, const float *x, int B, int n);
+
+/* dx[b,i] = y[b,i] (dy[b,i] - sum_j y[b,j] dy[b,j]).  dx[B,n]; dy[B,n];
+ * y[B,n] the forward's output.  dx may equal dy. */
+void		esmm_softmax_backward(float *dx, const float *dy, const float *y,
+								  int B, int n);
+
+/* The gated mixture h[b] = sum_k g[b,k] e_k[b].  h[B,H]; g[B,K];
+ * e[K] pointers to [B,H]. */
+void		esmm_mixture_forward(float *h, const float *g, const float *const *e,
+								 int B, int K, int H);
+
+/* de_k[b] += g[b,k] dh[b] (when de is not NULL); dg[b,k] = dh[b] . e_k[b].
+ * de[K] pointers to [B,H]; dg[B,K]; dh[B,H]; g[B,K]; e[K] pointers to [B,H]. */
+void		esmm_mixture_backward(float *const *de, float *dg, const float *dh,
+								  const float *g, const float *const *e,
+								  int B, int K, int H);
+
+/* ------------------------------------------------ factorization machine */
+
+/*
+ * The second-order FM term over n fields of k latent dimensions, in
+ * O(n k): y[b] = 1/2 sum_f [(sum_i e[b,i,f])^2 - sum_i e[b,i,f]^2].
+ * y[B]; e[B, n*k] (field i's vector at e[b*n*k + i*k]).
+ */
+void		esmm_fm_forward(float *y, const float *e, int B, int n, int k);
+
+/* de[b,i,f] = dy[b] (sum_j e[b,j,f] - e[b,i,f]).  de[B, n*k]; dy[B];
+ * e[B, n*k]. */
+void		esmm_fm_backward(float *de, const float *dy, const float *e, int B,
+							 int n, int k);
+
 /* ----------------------------------------------------------------- losses */
 
 /* Stable log(sigmoid(z)) and log(1 - sigmoid(z)). */

@@ -30,66 +30,45 @@
 
 #include "esmm_model.h"
 
-typedef enum mmoe_wide_type
+/* mmoe_arch and its helpers are in esmm_core.h, next to esmm_arch.
+ * Everything else about a model (init, workspace, train_begin, step, fit,
+ * evaluate, free) is esmm_model.h's, and works on both kinds. */
+
+#define MMOE_MAX_EXPERTS 64
+
+/*
+ * Creates an MMoE model (kind ESMM_KIND_MMOE) for schema and a: validates
+ * every count, width and input, lays out the tables and tensors and
+ * allocates params and state (zeroed).
+ */
+esmm_code	mmoe_model_create(esmm_model **out, const esmm_schema *schema,
+							  const mmoe_arch *a, esmm_status *st);
+
+/* mmoe_model_create's validation and parameter count, without allocating. */
+esmm_code	mmoe_model_plan(const esmm_schema *schema, const mmoe_arch *a,
+							size_t *n_params, esmm_status *st);
+
+/*
+ * Inference: one score per task for batch->B rows, out[B, n_tasks]
+ * row-major: sigmoid(logit) for a binary task when task_output_sigmoid,
+ * the logit (or the regression value) otherwise.
+ */
+void		mmoe_model_predict(esmm_model *m, const esmm_batch *batch, float *out);
+
+/* Each task's probability (binary) or value (regression) for evaluation:
+ * like mmoe_model_predict, but binary tasks always through the sigmoid. */
+void		mmoe_model_scores(esmm_model *m, const esmm_batch *batch, float *out);
+
+/* Widths of the parts, for tests and esmm_model_info: the expert/gate
+ * input, the raw wide features, the wide output, a task tower's input. */
+typedef struct mmoe_widths
 {
-	MMOE_WIDE_FM = 0,
-	MMOE_WIDE_LR = 1,
-	MMOE_WIDE_RAW = 2			/* "anything else": the wide features themselves */
-} mmoe_wide_type;
+	uint32_t	expert_in;
+	uint32_t	wide_in;
+	uint32_t	wide_out;
+	uint32_t	task_in;
+} mmoe_widths;
 
-typedef enum mmoe_task_type
-{
-	MMOE_TASK_BINARY = 0,		/* BCE, sigmoid output */
-	MMOE_TASK_REGRESSION = 1	/* MSE, no output activation */
-} mmoe_task_type;
-
-typedef struct mmoe_arch
-{
-	uint32_t	n_tasks;		/* = schema.n_labels, in label order */
-	uint8_t		task_type[ESMM_MAX_LABELS];	/* mmoe_task_type */
-	float		loss_weights[ESMM_MAX_LABELS];
-	uint8_t		task_output_sigmoid;	/* task_output_act: sigmoid (1) or none */
-
-	uint32_t	n_experts;
-	esmm_tower_spec expert;		/* expert_layers; inputs = the mmoe group */
-	uint8_t		gate_use_bias;
-	float		gate_l1,
-				gate_l2;
-	uint8_t		share_gates;	/* one gate for every task: MoE */
-	esmm_tower_spec task[ESMM_MAX_LABELS];	/* task_structs, ending in width 1 */
-
-	uint8_t		use_wide;
-	uint8_t		wide_type;		/* mmoe_wide_type */
-	uint32_t	wide_width;		/* FM latent width */
-	float		wide_l1,
-				wide_l2;
-	uint32_t	n_wide_inputs;
-	uint16_t	wide_inputs[ESMM_MAX_FEATURES];	/* the wide group */
-	uint8_t		feature_cross;	/* 0..5, seed 002's meanings */
-	uint8_t		output_cross;	/* 0: add the wide output to each logit */
-
-	float		l2_embedding;
-} mmoe_arch;
-
-/* Whether feature_cross puts the wide features into experts and gates. */
-static inline int
-mmoe_wide_into_experts(const mmoe_arch *a)
-{
-	return a->use_wide && a->feature_cross >= 1 && a->feature_cross <= 3;
-}
-
-/* What feature_cross puts into each task tower: 0 nothing, 1 the wide
- * features, 2 the wide model's output. */
-static inline int
-mmoe_wide_into_tasks(const mmoe_arch *a)
-{
-	if (!a->use_wide)
-		return 0;
-	if (a->feature_cross == 2 || a->feature_cross == 4)
-		return 1;
-	if (a->feature_cross == 3 || a->feature_cross == 5)
-		return 2;
-	return 0;
-}
+void		mmoe_model_widths(const esmm_model *m, mmoe_widths *w);
 
 #endif							/* ESMM_MMOE_MODEL_H */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "model_format.h"
+#include "mmoe_model.h"
 
 enum
 {
@@ -137,6 +138,59 @@ tower_count(const esmm_model *m)
 }
 
 static void
+put_tower(writer *w, const esmm_tower_spec *tw)
+{
+	put_u32(w, tw->n_layers);
+	for (uint32_t l = 0; l < tw->n_layers; l++)
+	{
+		put_u32(w, tw->layers[l].units);
+		put_u8(w, tw->layers[l].use_bias);
+		put_u8(w, tw->layers[l].act);
+		put_u8(w, tw->layers[l].use_bn);
+		put_u8(w, 0);
+		put_f32(w, tw->layers[l].dropout);
+	}
+	put_f32(w, tw->l1);
+	put_f32(w, tw->l2);
+	put_u32(w, tw->n_inputs);
+	for (uint32_t i = 0; i < tw->n_inputs; i++)
+		put_u16(w, tw->inputs[i]);
+}
+
+static void
+put_mmoe_arch(writer *w, const mmoe_arch *a)
+{
+	put_u32(w, a->n_tasks);
+	for (uint32_t t = 0; t < a->n_tasks; t++)
+	{
+		put_u8(w, a->task_type[t]);
+		put_u8(w, 0);
+		put_u16(w, 0);
+		put_f32(w, a->loss_weights[t]);
+		put_tower(w, &a->task[t]);
+	}
+	put_u8(w, a->task_output_sigmoid);
+	put_u8(w, a->gate_use_bias);
+	put_u8(w, a->share_gates);
+	put_u8(w, a->use_wide);
+	put_u32(w, a->n_experts);
+	put_tower(w, &a->expert);
+	put_f32(w, a->gate_l1);
+	put_f32(w, a->gate_l2);
+	put_u8(w, a->wide_type);
+	put_u8(w, a->feature_cross);
+	put_u8(w, a->output_cross);
+	put_u8(w, 0);
+	put_u32(w, a->wide_width);
+	put_f32(w, a->wide_l1);
+	put_f32(w, a->wide_l2);
+	put_u32(w, a->n_wide_inputs);
+	for (uint32_t i = 0; i < a->n_wide_inputs; i++)
+		put_u16(w, a->wide_inputs[i]);
+	put_f32(w, a->l2_embedding);
+}
+
+static void
 write_model(writer *w, const esmm_model *m, int with_optimizer)
 {
 	const esmm_schema *s = &m->schema;
@@ -178,34 +232,20 @@ write_model(writer *w, const esmm_model *m, int with_optimizer)
 	section_end(w, at);
 
 	at = section_begin(w, SEC_ARCH);
-	for (int t = 0; t < 2; t++)
+	if (m->kind == ESMM_KIND_MMOE)
+		put_mmoe_arch(w, &m->mmoe);
+	else
 	{
-		const esmm_tower_spec *tw = &m->arch.tower[t];
-
-		if (!m->has_tower[t])
-			continue;
-		put_u32(w, tw->n_layers);
-		for (uint32_t l = 0; l < tw->n_layers; l++)
-		{
-			put_u32(w, tw->layers[l].units);
-			put_u8(w, tw->layers[l].use_bias);
-			put_u8(w, tw->layers[l].act);
-			put_u8(w, tw->layers[l].use_bn);
-			put_u8(w, 0);
-			put_f32(w, tw->layers[l].dropout);
-		}
-		put_f32(w, tw->l1);
-		put_f32(w, tw->l2);
-		put_u32(w, tw->n_inputs);
-		for (uint32_t i = 0; i < tw->n_inputs; i++)
-			put_u16(w, tw->inputs[i]);
+		for (int t = 0; t < 2; t++)
+			if (m->has_tower[t])
+				put_tower(w, &m->arch.tower[t]);
+		put_f32(w, m->arch.loss_weights[0]);
+		put_f32(w, m->arch.loss_weights[1]);
+		put_f32(w, m->arch.l2_embedding);
+		put_u8(w, m->arch.label_is_ctcvr);
+		put_u8(w, m->arch.loss);
+		put_u16(w, 0);
 	}
-	put_f32(w, m->arch.loss_weights[0]);
-	put_f32(w, m->arch.loss_weights[1]);
-	put_f32(w, m->arch.l2_embedding);
-	put_u8(w, m->arch.label_is_ctcvr);
-	put_u8(w, m->arch.loss);
-	put_u16(w, 0);
 	section_end(w, at);
 
 	at = section_begin(w, SEC_REPT);
@@ -276,7 +316,7 @@ esmm_model_encode(const esmm_model *m, int with_optimizer, uint8_t *buf,
 	writer		patch = {buf, 8};
 
 	with_optimizer = with_optimizer && m->m1 != NULL;
-	if (tower_count(m) == 0)
+	if (m->kind != ESMM_KIND_MMOE && tower_count(m) == 0)
 		return esmm_fail(st, ESMM_ERR_ARGUMENT, "the model has no tower");
 	if (len != esmm_model_encoded_size(m, with_optimizer))
 		return esmm_fail(st, ESMM_ERR_ARGUMENT, "encode buffer of %zu bytes has the wrong size", len);
@@ -466,42 +506,91 @@ read_schema(reader *r, esmm_schema *s, esmm_status *st)
 }
 
 static esmm_code
+get_tower(reader *r, esmm_tower_spec *tw, esmm_status *st)
+{
+	tw->n_layers = get_u32(r);
+	if (r->failed || tw->n_layers < 1 || tw->n_layers > ESMM_MAX_LAYERS)
+		return esmm_fail(st, ESMM_ERR_FORMAT, "tower has %u layers, not 1..%d",
+						 tw->n_layers, ESMM_MAX_LAYERS);
+	for (uint32_t l = 0; l < tw->n_layers; l++)
+	{
+		tw->layers[l].units = get_u32(r);
+		tw->layers[l].use_bias = get_u8(r);
+		tw->layers[l].act = get_u8(r);
+		tw->layers[l].use_bn = get_u8(r);
+		(void) get_u8(r);
+		tw->layers[l].dropout = get_f32(r);
+	}
+	tw->l1 = get_f32(r);
+	tw->l2 = get_f32(r);
+	tw->n_inputs = get_u32(r);
+	if (r->failed || tw->n_inputs > ESMM_MAX_FEATURES)
+		return esmm_fail(st, ESMM_ERR_FORMAT, "tower has %u inputs, more than %d",
+						 tw->n_inputs, ESMM_MAX_FEATURES);
+	for (uint32_t i = 0; i < tw->n_inputs; i++)
+		tw->inputs[i] = get_u16(r);
+	return ESMM_OK;
+}
+
+static esmm_code
 read_arch(reader *r, esmm_arch *a, const uint8_t has_tower[2], esmm_status *st)
 {
-	for (int t = 0; t < 2; t++)
-	{
-		esmm_tower_spec *tw = &a->tower[t];
+	esmm_code	rc;
 
-		if (!has_tower[t])
-			continue;
-		tw->n_layers = get_u32(r);
-		if (r->failed || tw->n_layers < 1 || tw->n_layers > ESMM_MAX_LAYERS)
-			return esmm_fail(st, ESMM_ERR_FORMAT, "tower has %u layers, not 1..%d",
-							 tw->n_layers, ESMM_MAX_LAYERS);
-		for (uint32_t l = 0; l < tw->n_layers; l++)
-		{
-			tw->layers[l].units = get_u32(r);
-			tw->layers[l].use_bias = get_u8(r);
-			tw->layers[l].act = get_u8(r);
-			tw->layers[l].use_bn = get_u8(r);
-			(void) get_u8(r);
-			tw->layers[l].dropout = get_f32(r);
-		}
-		tw->l1 = get_f32(r);
-		tw->l2 = get_f32(r);
-		tw->n_inputs = get_u32(r);
-		if (r->failed || tw->n_inputs > ESMM_MAX_FEATURES)
-			return esmm_fail(st, ESMM_ERR_FORMAT, "tower has %u inputs, more than %d",
-							 tw->n_inputs, ESMM_MAX_FEATURES);
-		for (uint32_t i = 0; i < tw->n_inputs; i++)
-			tw->inputs[i] = get_u16(r);
-	}
+	for (int t = 0; t < 2; t++)
+		if (has_tower[t] && (rc = get_tower(r, &a->tower[t], st)) != ESMM_OK)
+			return rc;
 	a->loss_weights[0] = get_f32(r);
 	a->loss_weights[1] = get_f32(r);
 	a->l2_embedding = get_f32(r);
 	a->label_is_ctcvr = get_u8(r);
 	a->loss = get_u8(r);
 	(void) get_u16(r);
+	return close_section(r, "architecture", st);
+}
+
+/* The MMoE architecture; mmoe_model_plan validates the values after. */
+static esmm_code
+read_mmoe_arch(reader *r, mmoe_arch *a, esmm_status *st)
+{
+	esmm_code	rc;
+
+	a->n_tasks = get_u32(r);
+	if (r->failed || a->n_tasks < 1 || a->n_tasks > ESMM_MAX_LABELS)
+		return esmm_fail(st, ESMM_ERR_FORMAT, "mmoe has %u tasks, not 1..%d", a->n_tasks,
+						 ESMM_MAX_LABELS);
+	for (uint32_t t = 0; t < a->n_tasks; t++)
+	{
+		a->task_type[t] = get_u8(r);
+		(void) get_u8(r);
+		(void) get_u16(r);
+		a->loss_weights[t] = get_f32(r);
+		if ((rc = get_tower(r, &a->task[t], st)) != ESMM_OK)
+			return rc;
+	}
+	a->task_output_sigmoid = get_u8(r);
+	a->gate_use_bias = get_u8(r);
+	a->share_gates = get_u8(r);
+	a->use_wide = get_u8(r);
+	a->n_experts = get_u32(r);
+	if ((rc = get_tower(r, &a->expert, st)) != ESMM_OK)
+		return rc;
+	a->gate_l1 = get_f32(r);
+	a->gate_l2 = get_f32(r);
+	a->wide_type = get_u8(r);
+	a->feature_cross = get_u8(r);
+	a->output_cross = get_u8(r);
+	(void) get_u8(r);
+	a->wide_width = get_u32(r);
+	a->wide_l1 = get_f32(r);
+	a->wide_l2 = get_f32(r);
+	a->n_wide_inputs = get_u32(r);
+	if (r->failed || a->n_wide_inputs > ESMM_MAX_FEATURES)
+		return esmm_fail(st, ESMM_ERR_FORMAT, "wide part has %u inputs, more than %d",
+						 a->n_wide_inputs, ESMM_MAX_FEATURES);
+	for (uint32_t i = 0; i < a->n_wide_inputs; i++)
+		a->wide_inputs[i] = get_u16(r);
+	a->l2_embedding = get_f32(r);
 	return close_section(r, "architecture", st);
 }
 
@@ -595,6 +684,7 @@ esmm_model_decode(esmm_model **out, const uint8_t *buf, size_t len,
 	reader		sec;
 	esmm_schema *schema = NULL;
 	esmm_arch	arch;
+	mmoe_arch  *mmoe = NULL;
 	esmm_model *m = NULL;
 	esmm_report rep;
 	uint16_t	version,
@@ -622,7 +712,8 @@ esmm_model_decode(esmm_model **out, const uint8_t *buf, size_t len,
 	if (version != ESMM_FORMAT_VERSION)
 		return esmm_fail(st, ESMM_ERR_FORMAT, "format version %u is not supported (this build reads %d)",
 						 version, ESMM_FORMAT_VERSION);
-	if (kind != ESMM_KIND_ESMM && kind != ESMM_KIND_ESMM_CTR && kind != ESMM_KIND_ESMM_CVR)
+	if (kind != ESMM_KIND_ESMM && kind != ESMM_KIND_ESMM_CTR && kind != ESMM_KIND_ESMM_CVR &&
+		kind != ESMM_KIND_MMOE)
 		return esmm_fail(st, ESMM_ERR_FORMAT, "unknown model kind %u", kind);
 	if (crc(buf + 12, len - 12) != stored_crc)
 		return esmm_fail(st, ESMM_ERR_FORMAT, "checksum mismatch");
@@ -639,12 +730,17 @@ esmm_model_decode(esmm_model **out, const uint8_t *buf, size_t len,
 		return esmm_fail(st, ESMM_ERR_FORMAT, "config section contains a NUL byte");
 
 	schema = calloc(1, sizeof(*schema));
-	if (schema == NULL)
+	mmoe = kind == ESMM_KIND_MMOE ? calloc(1, sizeof(*mmoe)) : NULL;
+	if (schema == NULL || (kind == ESMM_KIND_MMOE && mmoe == NULL))
+	{
+		free(schema);
 		return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for the schema");
+	}
 	if ((rc = open_section(&r, SEC_SCHM, &sec, st)) != ESMM_OK ||
 		(rc = read_schema(&sec, schema, st)) != ESMM_OK ||
 		(rc = open_section(&r, SEC_ARCH, &sec, st)) != ESMM_OK ||
-		(rc = read_arch(&sec, &arch, has_tower, st)) != ESMM_OK ||
+		(rc = mmoe != NULL ? read_mmoe_arch(&sec, mmoe, st) :
+		 read_arch(&sec, &arch, has_tower, st)) != ESMM_OK ||
 		(rc = open_section(&r, SEC_REPT, &sec, st)) != ESMM_OK ||
 		(rc = read_report(&sec, &rep, st)) != ESMM_OK)
 		goto fail;
@@ -658,7 +754,8 @@ esmm_model_decode(esmm_model **out, const uint8_t *buf, size_t len,
 	{
 		size_t		n_params;
 
-		if ((rc = esmm_model_plan(schema, &arch, (esmm_model_kind) kind, &n_params, st)) != ESMM_OK)
+		if ((rc = mmoe != NULL ? mmoe_model_plan(schema, mmoe, &n_params, st) :
+			 esmm_model_plan(schema, &arch, (esmm_model_kind) kind, &n_params, st)) != ESMM_OK)
 		{
 			if (rc == ESMM_ERR_ARGUMENT)
 				rc = ESMM_ERR_FORMAT;
@@ -671,7 +768,8 @@ esmm_model_decode(esmm_model **out, const uint8_t *buf, size_t len,
 			goto fail;
 		}
 	}
-	if ((rc = esmm_model_create(&m, schema, &arch, (esmm_model_kind) kind, st)) != ESMM_OK)
+	if ((rc = mmoe != NULL ? mmoe_model_create(&m, schema, mmoe, st) :
+		 esmm_model_create(&m, schema, &arch, (esmm_model_kind) kind, st)) != ESMM_OK)
 	{
 		if (rc == ESMM_ERR_ARGUMENT)
 			rc = ESMM_ERR_FORMAT;
@@ -679,6 +777,8 @@ esmm_model_decode(esmm_model **out, const uint8_t *buf, size_t len,
 	}
 	free(schema);
 	schema = NULL;
+	free(mmoe);
+	mmoe = NULL;
 	m->report = rep;
 	rep.epochs = NULL;
 	if ((rc = esmm_model_set_config(m, (const char *) conf, conf_len, st)) != ESMM_OK)
@@ -703,14 +803,11 @@ esmm_model_decode(esmm_model **out, const uint8_t *buf, size_t len,
 			rc = esmm_fail(st, ESMM_ERR_FORMAT, "statistic %zu is not finite", i);
 			goto fail;
 		}
-	for (int t = 0; t < 2; t++)
-		for (uint32_t l = 0; m->has_tower[t] && l < m->arch.tower[t].n_layers; l++)
-			for (uint32_t j = 0; m->layer[t][l].run_var != ESMM_NO_OFFSET && j < m->layer[t][l].out; j++)
-				if (m->state[m->layer[t][l].run_var + j] < 0.0f)
-				{
-					rc = esmm_fail(st, ESMM_ERR_FORMAT, "a batch-norm variance is negative");
-					goto fail;
-				}
+	if (!esmm_model_variances_valid(m))
+	{
+		rc = esmm_fail(st, ESMM_ERR_FORMAT, "a batch-norm variance is negative");
+		goto fail;
+	}
 
 	if (n_sections == 7)
 	{
@@ -759,6 +856,7 @@ esmm_model_decode(esmm_model **out, const uint8_t *buf, size_t len,
 
 fail:
 	free(schema);
+	free(mmoe);
 	free(rep.epochs);
 	esmm_model_free(m);
 	/* a spec that validation rejects is a malformed model here */

@@ -206,3 +206,13 @@ esmm_stack_regularize(const esmm_stack *s, const float *params, float *grads)
 	}
 	return loss;
 }
+
+int
+esmm_stack_variances_valid(const esmm_stack *s, const float *state)
+{
+	for (uint32_t l = 0; l < s->spec->n_layers; l++)
+		for (uint32_t j = 0; s->ref[l].run_var != ESMM_NO_OFFSET && j < s->ref[l].out; j++)
+			if (!(state[s->ref[l].run_var + j] >= 0.0f))
+				return 0;
+	return 1;
+}

@@ -58,6 +58,9 @@ void		esmm_stack_backward(const esmm_stack *s, float *dx, const float *dy,
 double		esmm_stack_regularize(const esmm_stack *s, const float *params,
 								  float *grads);
 
+/* Whether every batch-norm running variance of the stack is >= 0. */
+int			esmm_stack_variances_valid(const esmm_stack *s, const float *state);
+
 /* A stream per tensor: the seed mixed with a tag naming the tensor. */
 uint64_t	esmm_tensor_stream(uint64_t seed, uint64_t tag);
 

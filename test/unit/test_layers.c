@@ -1185,6 +1185,173 @@ test_rng(void)
 	CHECK_NEAR(sum2 / DRAWS, 1.0, 0.03, "normal variance");
 }
 
+/* ------------------------------------------ mixture of experts and FM */
+
+typedef struct
+{
+	float	   *x,
+			   *y,
+			   *r;
+	int			B,
+				n;
+} softmax_ctx;
+
+static double
+softmax_loss(void *p)
+{
+	softmax_ctx *c = p;
+
+	esmm_softmax_forward(c->y, c->x, c->B, c->n);
+	return dot(c->y, c->r, (size_t) c->B * c->n);
+}
+
+static void
+test_softmax_grad(void)
+{
+	enum
+	{
+		B = 3, N = 5
+	};
+	float		x[B * N],
+				y[B * N],
+				r[B * N],
+				dx[B * N];
+	softmax_ctx c = {x, y, r, B, N};
+
+	fill(x, B * N, -3, 3);
+	fill(r, B * N, -1, 1);
+	softmax_loss(&c);
+	for (int b = 0; b < B; b++)
+	{
+		double		sum = 0.0;
+
+		for (int i = 0; i < N; i++)
+			sum += y[b * N + i];
+		CHECK_NEAR(sum, 1.0, 1e-6, "softmax row sums to 1");
+	}
+	esmm_softmax_backward(dx, r, y, B, N);
+	grad_check("softmax dx", x, B * N, dx, softmax_loss, &c, FD_ATOL_FLOAT);
+
+	/* shifted by the row maximum: huge logits stay finite */
+	fill_value(x, N, 1e4f);
+	x[2] = 1e4f + 1.0f;
+	esmm_softmax_forward(y, x, 1, N);
+	CHECK(all_finite(y, N) && y[2] > y[0], "softmax of large logits: %g %g", (double) y[0],
+		  (double) y[2]);
+}
+
+typedef struct
+{
+	float	   *g,
+			   *h,
+			   *r;
+	float	   *e[3];
+	int			B,
+				K,
+				H;
+} mixture_ctx;
+
+static double
+mixture_loss(void *p)
+{
+	mixture_ctx *c = p;
+
+	esmm_mixture_forward(c->h, c->g, (const float *const *) c->e, c->B, c->K, c->H);
+	return dot(c->h, c->r, (size_t) c->B * c->H);
+}
+
+static void
+test_mixture_grad(void)
+{
+	enum
+	{
+		B = 2, K = 3, H = 4
+	};
+	float		g[B * K],
+				h[B * H],
+				r[B * H],
+				dg[B * K],
+				e0[B * H],
+				e1[B * H],
+				e2[B * H],
+				de0[B * H] = {0},
+				de1[B * H] = {0},
+				de2[B * H] = {0};
+	float	   *de[3] = {de0, de1, de2};
+	mixture_ctx c = {g, h, r, {e0, e1, e2}, B, K, H};
+
+	fill(g, B * K, 0, 1);
+	fill(e0, B * H, -1, 1);
+	fill(e1, B * H, -1, 1);
+	fill(e2, B * H, -1, 1);
+	fill(r, B * H, -1, 1);
+	esmm_mixture_backward(de, dg, r, g, (const float *const *) c.e, B, K, H);
+	grad_check("mixture dg", g, B * K, dg, mixture_loss, &c, FD_ATOL_FLOAT);
+	grad_check("mixture de_0", e0, B * H, de0, mixture_loss, &c, FD_ATOL_FLOAT);
+	grad_check("mixture de_2", e2, B * H, de2, mixture_loss, &c, FD_ATOL_FLOAT);
+	/* accumulated: a second backward doubles the expert gradients */
+	{
+		float		first[B * H],
+					twice[B * H];
+
+		memcpy(first, de0, sizeof(first));
+		esmm_mixture_backward(de, dg, r, g, (const float *const *) c.e, B, K, H);
+		for (int i = 0; i < B * H; i++)
+			twice[i] = 2.0f * first[i];
+		CHECK(max_abs(first, B * H) > GRAD_FLOOR && max_diff(de0, twice, B * H) < 1e-6,
+			  "mixture de accumulates: %g vs %g", (double) de0[1], (double) twice[1]);
+	}
+}
+
+typedef struct
+{
+	float	   *e,
+			   *y,
+			   *r;
+	int			B,
+				n,
+				k;
+} fm_ctx;
+
+static double
+fm_loss(void *p)
+{
+	fm_ctx	   *c = p;
+
+	esmm_fm_forward(c->y, c->e, c->B, c->n, c->k);
+	return dot(c->y, c->r, (size_t) c->B);
+}
+
+static void
+test_fm(void)
+{
+	enum
+	{
+		B = 3, N = 4, K = 5
+	};
+	float		e[B * N * K],
+				y[B],
+				r[B],
+				de[B * N * K];
+	fm_ctx		c = {e, y, r, B, N, K};
+
+	fill(e, B * N * K, -1, 1);
+	fill(r, B, -1, 1);
+	fm_loss(&c);
+	/* the O(nk) form equals the pairwise sum of inner products */
+	for (int b = 0; b < B; b++)
+	{
+		double		want = 0.0;
+
+		for (int i = 0; i < N; i++)
+			for (int j = i + 1; j < N; j++)
+				want += dot(e + (b * N + i) * K, e + (b * N + j) * K, K);
+		CHECK_NEAR(y[b], want, 1e-5, "fm equals the pairwise sum");
+	}
+	esmm_fm_backward(de, r, e, B, N, K);
+	grad_check("fm de", e, B * N * K, de, fm_loss, &c, FD_ATOL_FLOAT);
+}
+
 void
 suite_layers(void)
 {
@@ -1198,6 +1365,9 @@ suite_layers(void)
 	test_bn_grad();
 	test_dropout_grad();
 	test_embedding_grad();
+	test_softmax_grad();
+	test_mixture_grad();
+	test_fm();
 	test_loss_grad();
 	test_loss_stability();
 	test_bn_stats();

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "unit.h"
+#include "esmm_model.h"
 
 int			unit_passed = 0;
 int			unit_failed = 0;
@@ -40,6 +41,83 @@ survives_in_child(int (*fn) (void *), void *arg, const char *what)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+#define FD_EPS 1e-3f			/* central-difference step on a parameter */
+#define FD_RTOL 2e-2
+#define FD_ATOL 1e-4			/* the loss went through float logits */
+
+/* ------------------------------------------------------ gradient check */
+
+/* The objective with params[i] set to value; params[i] is restored. */
+static double
+objective_at(esmm_model *m, const esmm_batch *b, size_t i, float value)
+{
+	float		save = m->params[i];
+	double		l;
+
+	m->params[i] = value;
+	l = esmm_model_forward_backward(m, b, NULL);
+	m->params[i] = save;
+	return l;
+}
+
+/* dObjective/dparams[i] by central differences over the float steps
+ * actually taken. */
+static double
+central_difference(esmm_model *m, const esmm_batch *b, size_t i)
+{
+	float		w = m->params[i];
+	float		hp = w + FD_EPS,
+				hm = w - FD_EPS;
+
+	return (objective_at(m, b, i, hp) - objective_at(m, b, i, hm)) /
+		((double) hp - (double) hm);
+}
+
+/*
+ * Compares an[off .. off+n) with central differences.  skip_kink skips
+ * weights within a step of 0, where the L1 term's |w| has its kink and a
+ * central difference means nothing.  Returns max |analytic|.
+ */
+double
+check_fd_range(esmm_model *m, const esmm_batch *b, const float *an, size_t off,
+			   size_t n, int skip_kink, const char *what)
+{
+	int			bad = 0;
+	size_t		worst = off;
+	double		worst_excess = -1.0,
+				worst_fd = 0.0;
+
+	for (size_t i = off; i < off + n; i++)
+	{
+		double		fd,
+					err,
+					tol;
+
+		if (skip_kink && fabs(m->params[i]) < 2.0 * FD_EPS)
+			continue;
+		fd = central_difference(m, b, i);
+		err = fabs(fd - an[i]);
+		tol = FD_RTOL * fmax(fabs(fd), fabs(an[i])) + FD_ATOL;
+		if (!(err <= tol))
+			bad++;
+		if (!(err - tol <= worst_excess))
+		{
+			worst_excess = err - tol;
+			worst = i;
+			worst_fd = fd;
+		}
+	}
+	CHECK(bad == 0, "%s: %d of %zu gradients disagree; worst param %zu: analytic %.7g, central %.7g",
+		  what, bad, n, worst, (double) an[worst], worst_fd);
+	{
+		double		mx = 0.0;
+
+		for (size_t i = off; i < off + n; i++)
+			mx = isnan(an[i]) ? INFINITY : fmax(mx, fabs(an[i]));
+		return mx;
+	}
+}
+
 void
 set_layer(esmm_layer_spec *l, uint32_t units, esmm_act act, int bias, int bn,
 		  float dropout)
@@ -64,6 +142,7 @@ static const suite suites[] = {
 	{"model", suite_model},
 	{"format", suite_format},
 	{"metrics", suite_metrics},
+	{"mmoe", suite_mmoe},
 };
 
 int

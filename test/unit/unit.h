@@ -40,6 +40,20 @@ extern int	unit_failed;
 void		set_layer(esmm_layer_spec *l, uint32_t units, esmm_act act, int bias,
 					  int bn, float dropout);
 
+struct esmm_model;
+struct esmm_batch;
+
+/*
+ * Compares the analytic gradient an[off .. off+n) of a model's whole
+ * objective (esmm_model_forward_backward) with central differences in
+ * its params; skip_kink skips weights within a step of 0, where an L1
+ * term's |w| has its kink.  Returns max |analytic| (infinite on a NaN),
+ * so that a caller can check that a tensor got any gradient at all.
+ */
+double		check_fd_range(struct esmm_model *m, const struct esmm_batch *b,
+						   const float *an, size_t off, size_t n, int skip_kink,
+						   const char *what);
+
 /* Runs fn(arg) in a child process and checks that it exited with 0, so
  * that a crash fails one check instead of the suite (test_main.c). */
 int			survives_in_child(int (*fn) (void *), void *arg, const char *what);
@@ -50,5 +64,6 @@ void		suite_optim(void);
 void		suite_model(void);
 void		suite_format(void);
 void		suite_metrics(void);
+void		suite_mmoe(void);
 
 #endif
