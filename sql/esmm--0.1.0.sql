@@ -22,6 +22,25 @@ COMMENT ON FUNCTION esmm_train_sfunc(internal, record, jsonb) IS
 COMMENT ON FUNCTION esmm_train_final(internal) IS
 	'esmm_train final function: trains on the buffered rows and encodes the model';
 
+CREATE FUNCTION mmoe_train_sfunc(internal, record, jsonb) RETURNS internal
+	AS 'MODULE_PATHNAME' LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL SAFE;
+CREATE FUNCTION mmoe_train_final(internal) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL SAFE;
+
+CREATE AGGREGATE mmoe_train(record, jsonb) (
+	SFUNC = mmoe_train_sfunc,
+	STYPE = internal,
+	FINALFUNC = mmoe_train_final,
+	FINALFUNC_MODIFY = READ_WRITE,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE mmoe_train(record, jsonb) IS
+	'trains an MMoE v2 model (seed 002: experts, per-task softmax gates, task towers, an optional FM/LR/raw wide part) on whole rows; returns the model as bytea';
+COMMENT ON FUNCTION mmoe_train_sfunc(internal, record, jsonb) IS
+	'mmoe_train transition: parses the config on the first row and encodes each row into the training buffer';
+COMMENT ON FUNCTION mmoe_train_final(internal) IS
+	'mmoe_train final function: trains on the buffered rows and encodes the model';
+
 CREATE FUNCTION esmm_config_check(config jsonb) RETURNS jsonb
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION esmm_config_check(jsonb) IS
@@ -39,6 +58,11 @@ CREATE FUNCTION esmm_predict(model bytea, r record,
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION esmm_predict(bytea, record) IS
 	'scores one row with an ESMM model: pCTR, pCVR and pCTCVR = pCTR * pCVR; features are found by column name';
+
+CREATE FUNCTION mmoe_predict(model bytea, r record) RETURNS real[]
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION mmoe_predict(bytea, record) IS
+	'scores one row with an MMoE model: one score per task, in label order (a probability for a binary task with task_output_act sigmoid, else the logit or the regression value)';
 
 CREATE FUNCTION esmm_model_info(model bytea) RETURNS jsonb
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT STABLE PARALLEL SAFE;

@@ -1,6 +1,7 @@
 /* encoder.c: rows to ids, raw floats and labels (see encoder.h). */
 #include "postgres.h"
 
+#include <float.h>
 #include <math.h>
 
 #include "access/htup_details.h"
@@ -80,10 +81,29 @@ column_type(TupleDesc tupdesc, int att)
 
 /* ------------------------------------------------------ schema resolve */
 
+/* The labels the config names, in task order: ESMM's two, or MMoE's. */
+static uint32_t
+config_labels(const esmm_config *cfg, const char *const **names)
+{
+	static const char *list[ESMM_MAX_LABELS];
+	uint32_t	n = cfg->kind == ESMM_KIND_MMOE ? cfg->n_labels : 2;
+
+	for (uint32_t i = 0; i < n; i++)
+		list[i] = cfg->kind == ESMM_KIND_MMOE ? cfg->mmoe_labels[i] : cfg->labels[i];
+	*names = list;
+	return n;
+}
+
 static bool
 is_label(const esmm_config *cfg, const char *name)
 {
-	return strcmp(cfg->labels[0], name) == 0 || strcmp(cfg->labels[1], name) == 0;
+	const char *const *names;
+	uint32_t	n = config_labels(cfg, &names);
+
+	for (uint32_t i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return true;
+	return false;
 }
 
 static bool
@@ -95,12 +115,20 @@ is_excluded(const esmm_config *cfg, const char *name)
 	return false;
 }
 
+/* A binary label is boolean or integer 0/1; a regression target (an
+ * MMoE regression task) any number. */
 static void
-check_label_type(TupleDesc tupdesc, int att, const char *name)
+check_label_type(TupleDesc tupdesc, int att, const char *name, bool regression)
 {
 	Oid			type = column_type(tupdesc, att);
+	type_class	tc = classify_type(type);
 
-	if (type != BOOLOID && classify_type(type) != TC_INT)
+	if (regression && tc != TC_INT && tc != TC_FLOAT)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("regression label column \"%s\" has type %s", name, format_type_be(type)),
+				 errhint("Regression labels must be integer, real, double precision or numeric.")));
+	if (!regression && type != BOOLOID && tc != TC_INT)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("label column \"%s\" has type %s", name, format_type_be(type)),
@@ -174,25 +202,31 @@ feature_index(const esmm_schema *schema, const char *name)
 	return -1;
 }
 
-void
-esmm_schema_resolve(esmm_schema *schema, esmm_arch *arch,
-					const esmm_config *cfg, TupleDesc tupdesc)
+/* The features: inputs.defs, or every column but the labels and the
+ * excluded ones; and the labels of the config, in task order. */
+static void
+resolve_features(esmm_schema *schema, const esmm_config *cfg, TupleDesc tupdesc)
 {
-	static const char *const group_names[2] = {"ctr", "cvr"};
+	const char *const *labels;
+	uint32_t	n_labels = config_labels(cfg, &labels);
 
 	memset(schema, 0, sizeof(*schema));
-	schema->n_labels = 2;
-	for (int i = 0; i < 2; i++)
+	schema->n_labels = n_labels;
+	for (uint32_t i = 0; i < n_labels; i++)
 	{
-		int			att = find_column(tupdesc, cfg->labels[i]);
+		int			att = find_column(tupdesc, labels[i]);
 
 		if (att < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("label column \"%s\" does not exist in the input rows", cfg->labels[i]),
+					 errmsg("label column \"%s\" does not exist in the input rows", labels[i]),
+					 cfg->kind == ESMM_KIND_MMOE ?
+					 errhint("inputs.groups.labels (or the inputs.defs marked is_label) must name columns of the rows passed to the aggregate.") :
 					 errhint("ctr_label_name and cvr_label_name (or ctcvr_label_name) must name columns of the rows passed to the aggregate.")));
-		check_label_type(tupdesc, att, cfg->labels[i]);
-		strlcpy(schema->labels[i], cfg->labels[i], ESMM_NAME_LEN);
+		check_label_type(tupdesc, att, labels[i],
+						 cfg->kind == ESMM_KIND_MMOE &&
+						 cfg->mmoe.task_type[i] == MMOE_TASK_REGRESSION);
+		strlcpy(schema->labels[i], labels[i], ESMM_NAME_LEN);
 		schema->label_src_type[i] = column_type(tupdesc, att);
 	}
 
@@ -235,31 +269,59 @@ esmm_schema_resolve(esmm_schema *schema, esmm_arch *arch,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the configuration leaves no feature columns"),
 				 errhint("Name features in inputs.defs, or pass rows with columns besides the labels.")));
+}
 
-	for (int t = 0; t < 2; t++)
+/* A group's features as indices into the schema; every feature when the
+ * group is not given. */
+static void
+resolve_group(const esmm_schema *schema, const char *group, bool given,
+			  const char (*names)[ESMM_NAME_LEN], uint32_t n_names,
+			  uint16_t *inputs, uint32_t *n_inputs)
+{
+	*n_inputs = 0;
+	if (!given)
 	{
-		esmm_tower_spec *tw = &arch->tower[t];
-
-		tw->n_inputs = 0;
-		if (!cfg->group_given[t])
-		{
-			for (uint32_t f = 0; f < schema->n_features; f++)
-				tw->inputs[tw->n_inputs++] = (uint16_t) f;
-			continue;
-		}
-		for (uint32_t i = 0; i < cfg->n_group[t]; i++)
-		{
-			int			f = feature_index(schema, cfg->group[t][i]);
-
-			if (f < 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("group \"%s\" names \"%s\", which is not a feature",
-								group_names[t], cfg->group[t][i]),
-						 errhint("Group members must be features defined in inputs.defs.")));
-			tw->inputs[tw->n_inputs++] = (uint16_t) f;
-		}
+		for (uint32_t f = 0; f < schema->n_features; f++)
+			inputs[(*n_inputs)++] = (uint16_t) f;
+		return;
 	}
+	for (uint32_t i = 0; i < n_names; i++)
+	{
+		int			f = feature_index(schema, names[i]);
+
+		if (f < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("group \"%s\" names \"%s\", which is not a feature", group, names[i]),
+					 errhint("Group members must be features defined in inputs.defs.")));
+		inputs[(*n_inputs)++] = (uint16_t) f;
+	}
+}
+
+void
+esmm_schema_resolve(esmm_schema *schema, esmm_arch *arch,
+					const esmm_config *cfg, TupleDesc tupdesc)
+{
+	static const char *const group_names[2] = {"ctr", "cvr"};
+
+	resolve_features(schema, cfg, tupdesc);
+	for (int t = 0; t < 2; t++)
+		resolve_group(schema, group_names[t], cfg->group_given[t], cfg->group[t],
+					  cfg->n_group[t], arch->tower[t].inputs, &arch->tower[t].n_inputs);
+}
+
+void
+mmoe_schema_resolve(esmm_schema *schema, mmoe_arch *arch,
+					const esmm_config *cfg, TupleDesc tupdesc)
+{
+	resolve_features(schema, cfg, tupdesc);
+	resolve_group(schema, "mmoe", cfg->group_mmoe_given, cfg->group_mmoe, cfg->n_group_mmoe,
+				  arch->expert.inputs, &arch->expert.n_inputs);
+	if (arch->use_wide)
+		resolve_group(schema, "wide", true, cfg->group_wide, cfg->n_group_wide,
+					  arch->wide_inputs, &arch->n_wide_inputs);
+	else
+		arch->n_wide_inputs = 0;
 }
 
 /* ---------------------------------------------------------------- bind */
@@ -278,7 +340,8 @@ compatible(const esmm_feature *f, type_class actual)
 
 void
 esmm_encoder_bind(esmm_encoder *enc, const esmm_schema *schema,
-				  HeapTupleHeader tup, bool with_labels, MemoryContext mcxt)
+				  HeapTupleHeader tup, bool with_labels,
+				  const uint8_t *label_regression, MemoryContext mcxt)
 {
 	Oid			rowtype = HeapTupleHeaderGetTypeId(tup);
 	int32		typmod = HeapTupleHeaderGetTypMod(tup);
@@ -337,7 +400,9 @@ esmm_encoder_bind(esmm_encoder *enc, const esmm_schema *schema,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("label column \"%s\" does not exist in the input rows",
 							schema->labels[i])));
-		check_label_type(enc->tupdesc, enc->label_attnum[i], schema->labels[i]);
+		check_label_type(enc->tupdesc, enc->label_attnum[i], schema->labels[i],
+						 label_regression != NULL && label_regression[i]);
+		enc->label_regression[i] = label_regression != NULL && label_regression[i];
 		enc->label_type[i] = column_type(enc->tupdesc, enc->label_attnum[i]);
 	}
 	enc->rowtype = rowtype;
@@ -507,6 +572,23 @@ esmm_encode_row(esmm_encoder *enc, HeapTupleHeader tup, int32_t *ids,
 
 			if (enc->nulls[att])
 				return ESMM_ROW_NULL_LABEL;
+			if (enc->label_regression[i])
+			{
+				double		y = float_value(enc->values[att], enc->label_type[i]);
+
+				if (!isfinite(y) || fabs(y) > FLT_MAX)
+				{
+					if (enc->skip_bad_rows)
+						return ESMM_ROW_BAD;
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("regression label column \"%s\" has value %g at row " INT64_FORMAT,
+									schema->labels[i], y, enc->row_number),
+							 errhint("Regression labels must be finite; set train_args.on_bad_row to \"skip\" to leave such rows out.")));
+				}
+				labels[i] = (float) y;
+				continue;
+			}
 			v = enc->label_type[i] == BOOLOID ? (int64) DatumGetBool(enc->values[att]) :
 				int_value(enc->values[att], enc->label_type[i]);
 			if (v != 0 && v != 1)
@@ -601,7 +683,8 @@ esmm_schema_check(const esmm_schema *schema)
 	{
 		check_name_encoding(schema->labels[i]);
 		if (schema->label_src_type[i] != BOOLOID &&
-			classify_type(schema->label_src_type[i]) != TC_INT)
+			classify_type(schema->label_src_type[i]) != TC_INT &&
+			classify_type(schema->label_src_type[i]) != TC_FLOAT)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("invalid esmm model: label \"%s\" has column type %u",

@@ -40,6 +40,7 @@ typedef struct esmm_encoder
 	int			label_attnum[ESMM_MAX_LABELS];	/* -1: not needed */
 	Oid			type[ESMM_MAX_FEATURES];	/* base type of each feature's column */
 	Oid			label_type[ESMM_MAX_LABELS];
+	bool		label_regression[ESMM_MAX_LABELS];	/* read as a float target */
 	Oid			elem_type[ESMM_MAX_FEATURES];	/* array features */
 	int16		elem_len[ESMM_MAX_FEATURES];
 	bool		elem_byval[ESMM_MAX_FEATURES];
@@ -71,14 +72,21 @@ typedef enum esmm_row_status
 void		esmm_schema_resolve(esmm_schema *schema, esmm_arch *arch,
 								const esmm_config *cfg, TupleDesc tupdesc);
 
+/* The same for MMoE: the labels in task order, the experts' inputs from
+ * inputs.groups.mmoe (every feature when absent) and the wide part's from
+ * inputs.groups.wide. */
+void		mmoe_schema_resolve(esmm_schema *schema, mmoe_arch *arch,
+								const esmm_config *cfg, TupleDesc tupdesc);
+
 /*
  * Binds enc to schema and to the row type of tup: finds every feature (and
- * with_labels, every label) by name and checks its type.  A missing column
+ * with_labels, every label) by name and checks its type.  label_regression
+ * (NULL: none) marks the labels read as float targets rather than 0/1.  A missing column
  * or a column of the wrong type is an ERROR that names the column.
  */
 void		esmm_encoder_bind(esmm_encoder *enc, const esmm_schema *schema,
 							  HeapTupleHeader tup, bool with_labels,
-							  MemoryContext mcxt);
+							  const uint8_t *label_regression, MemoryContext mcxt);
 
 /* True when tup has the row type enc was bound to. */
 bool		esmm_encoder_matches(const esmm_encoder *enc, HeapTupleHeader tup);

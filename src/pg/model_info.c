@@ -13,6 +13,7 @@
 #include "common/md5.h"
 
 #include "esmm_pg.h"
+#include "mmoe_model.h"
 
 static const char *const kind_names[] = {"", "esmm", "esmm_ctr", "esmm_cvr", "mmoe"};
 static const char *const feature_kinds[] = {"", "categorical", "numeric", "multi"};
@@ -122,6 +123,62 @@ append_model_name(StringInfo s, const esmm_model *m)
 		appendStringInfoString(s, "null");
 }
 
+/* Names of a list of features, as a JSON array. */
+static void
+append_feature_names(StringInfo s, const esmm_model *m, const uint16_t *inputs, uint32_t n)
+{
+	appendStringInfoChar(s, '[');
+	for (uint32_t i = 0; i < n; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(s, ',');
+		escape_json(s, m->schema.features[inputs[i]].name);
+	}
+	appendStringInfoChar(s, ']');
+}
+
+/* What an MMoE model is made of: the parts and the widths that
+ * feature_cross and output_cross gave them. */
+static void
+append_mmoe(StringInfo s, const esmm_model *m)
+{
+	static const char *const wide_types[] = {"FM", "LR", "raw"};
+	const mmoe_arch *a = &m->mmoe;
+	mmoe_widths w;
+
+	mmoe_model_widths(m, &w);
+	appendStringInfo(s, "{\"experts\":%u,\"expert_layers\":[", a->n_experts);
+	for (uint32_t l = 0; l < a->expert.n_layers; l++)
+		appendStringInfo(s, "%s%u", l > 0 ? "," : "", a->expert.layers[l].units);
+	appendStringInfo(s, "],\"gates\":%u,\"expert_input_width\":%u,\"task_input_width\":%u",
+					 a->share_gates ? 1 : a->n_tasks, w.expert_in, w.task_in);
+	appendStringInfoString(s, ",\"mmoe_features\":");
+	append_feature_names(s, m, a->expert.inputs, a->expert.n_inputs);
+	appendStringInfoString(s, ",\"tasks\":[");
+	for (uint32_t t = 0; t < a->n_tasks; t++)
+	{
+		appendStringInfo(s, "%s{\"label\":", t > 0 ? "," : "");
+		escape_json(s, m->schema.labels[t]);
+		appendStringInfo(s, ",\"type\":\"%s\",\"loss_weight\":",
+						 a->task_type[t] == MMOE_TASK_REGRESSION ? "regression" : "binary");
+		json_number(s, a->loss_weights[t]);
+		appendStringInfoString(s, ",\"layers\":[");
+		for (uint32_t l = 0; l < a->task[t].n_layers; l++)
+			appendStringInfo(s, "%s%u", l > 0 ? "," : "", a->task[t].layers[l].units);
+		appendStringInfoString(s, "]}");
+	}
+	appendStringInfo(s, "],\"use_wide\":%s", a->use_wide ? "true" : "false");
+	if (a->use_wide)
+	{
+		appendStringInfo(s, ",\"wide_type\":\"%s\",\"feature_cross\":%u,\"output_cross\":%u,\"wide_output_width\":%u",
+						 wide_types[a->wide_type < 3 ? a->wide_type : 2], a->feature_cross,
+						 a->output_cross, w.wide_out);
+		appendStringInfoString(s, ",\"wide_features\":");
+		append_feature_names(s, m, a->wide_inputs, a->n_wide_inputs);
+	}
+	appendStringInfoChar(s, '}');
+}
+
 PG_FUNCTION_INFO_V1(esmm_model_info);
 
 /* esmm_model_info(model bytea) -> jsonb: kind, config, schema, sizes, report */
@@ -152,6 +209,11 @@ esmm_model_info(PG_FUNCTION_ARGS)
 	}
 	appendStringInfoString(&s, "],\"features\":");
 	append_schema(&s, m);
+	if (m->kind == ESMM_KIND_MMOE)
+	{
+		appendStringInfoString(&s, ",\"mmoe\":");
+		append_mmoe(&s, m);
+	}
 	appendStringInfoString(&s, ",\"config\":");
 	appendStringInfoString(&s, m->config_len > 0 ? m->config_json : "{}");
 	appendStringInfo(&s, ",\"report\":{\"rows_seen\":" UINT64_FORMAT ",\"rows_trained\":" UINT64_FORMAT
@@ -282,6 +344,11 @@ esmm_export(PG_FUNCTION_ARGS)
 	esmm_status st;
 	bytea	   *out;
 
+	if (h->model->kind == ESMM_KIND_MMOE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("esmm_export cannot split an mmoe model"),
+				 errhint("Only a full ESMM model has ctr and cvr sub-models; score an mmoe model with mmoe_predict.")));
 	if (h->model->kind != ESMM_KIND_ESMM)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

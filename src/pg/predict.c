@@ -1,5 +1,6 @@
 /*
- * predict.c: esmm_predict(bytea, record) -> (pctr, pcvr, pctcvr).
+ * predict.c: esmm_predict(bytea, record) -> (pctr, pcvr, pctcvr), and
+ * mmoe_predict(bytea, record) -> real[], one score per task.
  *
  * The decoded model and the row binding are cached in fn_extra for the
  * query, and a changed bytea is never served stale:
@@ -21,8 +22,12 @@
 #include "funcapi.h"
 #include "utils/memutils.h"
 
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+
 #include "encoder.h"
 #include "esmm_pg.h"
+#include "mmoe_model.h"
 
 typedef struct predict_cache
 {
@@ -117,15 +122,39 @@ cache_load(predict_cache *c, Datum raw, bytea *b)
 	c->valid = true;
 }
 
-/* Scores one row with the cached model into out[3]. */
+/* The cached model for this call's model argument, decoded on a miss;
+ * an ERROR when it is not of kind (ESMM's kinds, or MMoE). */
+static esmm_model *
+cached_model(FunctionCallInfo fcinfo, predict_cache *c, bool mmoe)
+{
+	Datum		raw = PG_GETARG_DATUM(0);
+	bytea	   *b = NULL;
+	esmm_model *m;
+
+	if (!cache_hit(c, raw, &b))
+	{
+		if (b == NULL)
+			b = (bytea *) PG_DETOAST_DATUM_PACKED(raw);
+		cache_load(c, raw, b);
+	}
+	m = c->h->model;
+	if ((m->kind == ESMM_KIND_MMOE) != mmoe)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s cannot score %s model", mmoe ? "mmoe_predict" : "esmm_predict",
+						m->kind == ESMM_KIND_MMOE ? "an mmoe" : "an esmm"),
+				 errhint("Score an esmm model with esmm_predict and an mmoe model with mmoe_predict.")));
+	return m;
+}
+
+/* Encodes one row for the cached model into a batch of one. */
 static void
-score_row(predict_cache *c, HeapTupleHeader tup, float out[3])
+encode_one(predict_cache *c, HeapTupleHeader tup, esmm_batch *batch)
 {
 	esmm_model *m = c->h->model;
-	esmm_batch	batch;
 
 	if (!esmm_encoder_matches(&c->enc, tup))
-		esmm_encoder_bind(&c->enc, &m->schema, tup, false, c->mcxt);
+		esmm_encoder_bind(&c->enc, &m->schema, tup, false, NULL, c->mcxt);
 	c->multi.len = 0;
 	(void) esmm_encode_row(&c->enc, tup, c->ids, c->nums, &c->multi, c->multi_counts, NULL);
 	for (uint32_t k = 0, at = 0; k < m->n_multi; k++)
@@ -134,13 +163,12 @@ score_row(predict_cache *c, HeapTupleHeader tup, float out[3])
 		at += c->multi_counts[k];
 		c->multi_off[2 * k + 1] = at;
 	}
-	batch.B = 1;
-	batch.ids = c->ids;
-	batch.nums = c->nums;
-	batch.labels = NULL;
-	batch.multi_off = c->multi_off;
-	batch.multi_ids = c->multi.ids;
-	esmm_model_predict(m, &batch, &out[0], &out[1], &out[2]);
+	batch->B = 1;
+	batch->ids = c->ids;
+	batch->nums = c->nums;
+	batch->labels = NULL;
+	batch->multi_off = c->multi_off;
+	batch->multi_ids = c->multi.ids;
 }
 
 PG_FUNCTION_INFO_V1(esmm_predict);
@@ -150,18 +178,12 @@ Datum
 esmm_predict(PG_FUNCTION_ARGS)
 {
 	predict_cache *c = cache_get(fcinfo);
-	Datum		raw = PG_GETARG_DATUM(0);
-	bytea	   *b = NULL;
+	esmm_model *m = cached_model(fcinfo, c, false);
+	esmm_batch	batch;
 	float		p[3];
 	Datum		values[3];
 	bool		nulls[3];
 
-	if (!cache_hit(c, raw, &b))
-	{
-		if (b == NULL)
-			b = (bytea *) PG_DETOAST_DATUM_PACKED(raw);
-		cache_load(c, raw, b);
-	}
 	if (c->result_desc == NULL)
 	{
 		TupleDesc	td;
@@ -175,7 +197,8 @@ esmm_predict(PG_FUNCTION_ARGS)
 		c->result_desc = BlessTupleDesc(CreateTupleDescCopy(td));
 		MemoryContextSwitchTo(old);
 	}
-	score_row(c, PG_GETARG_HEAPTUPLEHEADER(1), p);
+	encode_one(c, PG_GETARG_HEAPTUPLEHEADER(1), &batch);
+	esmm_model_predict(m, &batch, &p[0], &p[1], &p[2]);
 	for (int i = 0; i < 3; i++)
 	{
 		/* a partial (exported) model has NaN for the tower it lacks */
@@ -183,4 +206,25 @@ esmm_predict(PG_FUNCTION_ARGS)
 		values[i] = Float4GetDatum(p[i]);
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(c->result_desc, values, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(mmoe_predict);
+
+/* mmoe_predict(model bytea, row record) -> real[], in label order */
+Datum
+mmoe_predict(PG_FUNCTION_ARGS)
+{
+	predict_cache *c = cache_get(fcinfo);
+	esmm_model *m = cached_model(fcinfo, c, true);
+	esmm_batch	batch;
+	float		out[ESMM_MAX_LABELS];
+	Datum		values[ESMM_MAX_LABELS];
+	uint32_t	T = m->mmoe.n_tasks;
+
+	encode_one(c, PG_GETARG_HEAPTUPLEHEADER(1), &batch);
+	mmoe_model_predict(m, &batch, out);
+	for (uint32_t t = 0; t < T; t++)
+		values[t] = Float4GetDatum(out[t]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(values, (int) T, FLOAT4OID, sizeof(float4),
+										  true, TYPALIGN_INT));
 }

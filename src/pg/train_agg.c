@@ -1,5 +1,6 @@
 /*
- * train_agg.c: esmm_train(record, jsonb) -> bytea, in-memory mode.
+ * train_agg.c: esmm_train(record, jsonb) -> bytea and
+ * mmoe_train(record, jsonb) -> bytea, in-memory mode.
  *
  * The transition function parses the config on the first row, resolves
  * the schema against the row type, and appends each encoded row to the
@@ -39,9 +40,11 @@ typedef struct row_buffer
 typedef struct esmm_train_state
 {
 	MemoryContext mcxt;			/* the aggregate's context */
+	esmm_model_kind kind;		/* ESMM_KIND_ESMM or ESMM_KIND_MMOE */
 	esmm_config cfg;
 	esmm_schema schema;
-	esmm_arch	arch;
+	esmm_arch	arch;			/* ESMM */
+	mmoe_arch	mmoe;			/* MMoE */
 	esmm_encoder enc;
 	row_buffer	train;
 	row_buffer	val;
@@ -128,7 +131,7 @@ row_buffer_init(row_buffer *buf, const esmm_encoder *enc, MemoryContext cxt)
 	buf->ds.n_ids = enc->n_ids;
 	buf->ds.n_nums = enc->n_nums;
 	buf->ds.n_multi = enc->n_multi;
-	buf->ds.n_labels = 2;
+	buf->ds.n_labels = enc->schema->n_labels;
 	buf->multi.mcxt = cxt;
 }
 
@@ -154,19 +157,25 @@ row_is_validation(const esmm_train_state *s, HeapTupleHeader tup)
 /* ------------------------------------------------------------ state */
 
 static esmm_train_state *
-train_state_new(MemoryContext aggcxt, Jsonb *cfg_json, HeapTupleHeader tup)
+train_state_new(MemoryContext aggcxt, Jsonb *cfg_json, HeapTupleHeader tup,
+				esmm_model_kind kind)
 {
 	MemoryContext old = MemoryContextSwitchTo(aggcxt);
 	esmm_train_state *s = palloc0(sizeof(esmm_train_state));
 	TupleDesc	td;
 
 	s->mcxt = aggcxt;
-	esmm_config_parse(&s->cfg, cfg_json);
+	s->kind = kind;
+	esmm_config_parse_kind(&s->cfg, cfg_json, kind);
 	td = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(tup), HeapTupleHeaderGetTypMod(tup));
 	PG_TRY();
 	{
 		s->arch = s->cfg.arch;
-		esmm_schema_resolve(&s->schema, &s->arch, &s->cfg, td);
+		s->mmoe = s->cfg.mmoe;
+		if (kind == ESMM_KIND_MMOE)
+			mmoe_schema_resolve(&s->schema, &s->mmoe, &s->cfg, td);
+		else
+			esmm_schema_resolve(&s->schema, &s->arch, &s->cfg, td);
 	}
 	PG_FINALLY();
 	{
@@ -174,7 +183,8 @@ train_state_new(MemoryContext aggcxt, Jsonb *cfg_json, HeapTupleHeader tup)
 	}
 	PG_END_TRY();
 	s->enc.skip_bad_rows = s->cfg.on_bad_row_skip;
-	esmm_encoder_bind(&s->enc, &s->schema, tup, true, aggcxt);
+	esmm_encoder_bind(&s->enc, &s->schema, tup, true,
+					  kind == ESMM_KIND_MMOE ? s->mmoe.task_type : NULL, aggcxt);
 	row_buffer_init(&s->train, &s->enc, aggcxt);
 	row_buffer_init(&s->val, &s->enc, aggcxt);
 	s->val_threshold = (uint64) ((double) s->cfg.validation_fraction * 18446744073709551615.0);
@@ -198,11 +208,10 @@ esmm_labels_apply(const esmm_arch *arch, float *labels)
 	return true;
 }
 
-PG_FUNCTION_INFO_V1(esmm_train_sfunc);
-
-/* esmm_train's transition: encode one row into the buffer. */
-Datum
-esmm_train_sfunc(PG_FUNCTION_ARGS)
+/* The transition of esmm_train and mmoe_train: encode one row into the
+ * training or the validation buffer. */
+static Datum
+train_transition(FunctionCallInfo fcinfo, esmm_model_kind kind, const char *fn)
 {
 	MemoryContext aggcxt;
 	esmm_train_state *s;
@@ -217,7 +226,7 @@ esmm_train_sfunc(PG_FUNCTION_ARGS)
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("esmm_train_sfunc called in non-aggregate context")));
+				 errmsg("%s called in non-aggregate context", fn)));
 	s = PG_ARGISNULL(0) ? NULL : (esmm_train_state *) PG_GETARG_POINTER(0);
 	/* a NULL row (an outer join's, say) carries nothing to train on */
 	if (PG_ARGISNULL(1))
@@ -229,14 +238,14 @@ esmm_train_sfunc(PG_FUNCTION_ARGS)
 	if (s == NULL && PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("esmm_train configuration must not be null")));
+				 errmsg("%s configuration must not be null", fn)));
 	tup = PG_GETARG_HEAPTUPLEHEADER(1);
 	if (s == NULL)
-		s = train_state_new(aggcxt, PG_GETARG_JSONB_P(2), tup);
+		s = train_state_new(aggcxt, PG_GETARG_JSONB_P(2), tup, kind);
 	else if (!esmm_encoder_matches(&s->enc, tup))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("esmm_train received rows of different types")));
+				 errmsg("%s received rows of different types", fn)));
 
 	s->rows_seen++;
 	buf = row_is_validation(s, tup) ? &s->val : &s->train;
@@ -246,7 +255,8 @@ esmm_train_sfunc(PG_FUNCTION_ARGS)
 	multi_before = buf->multi.len;
 	rs = esmm_encode_row(&s->enc, tup, c->ids + r * ds->n_ids, c->nums + r * ds->n_nums,
 						 &buf->multi, s->multi_counts, c->labels + r * ds->n_labels);
-	if (rs != ESMM_ROW_OK || !esmm_labels_apply(&s->arch, c->labels + r * ds->n_labels))
+	if (rs != ESMM_ROW_OK ||
+		(kind != ESMM_KIND_MMOE && !esmm_labels_apply(&s->arch, c->labels + r * ds->n_labels)))
 	{
 		/* the slot is reused by the next row; forget its array ids */
 		buf->multi.len = multi_before;
@@ -275,6 +285,24 @@ esmm_train_sfunc(PG_FUNCTION_ARGS)
 	}
 	ds->n_rows++;
 	PG_RETURN_POINTER(s);
+}
+
+PG_FUNCTION_INFO_V1(esmm_train_sfunc);
+
+/* esmm_train's transition. */
+Datum
+esmm_train_sfunc(PG_FUNCTION_ARGS)
+{
+	return train_transition(fcinfo, ESMM_KIND_ESMM, "esmm_train");
+}
+
+PG_FUNCTION_INFO_V1(mmoe_train_sfunc);
+
+/* mmoe_train's transition. */
+Datum
+mmoe_train_sfunc(PG_FUNCTION_ARGS)
+{
+	return train_transition(fcinfo, ESMM_KIND_MMOE, "mmoe_train");
 }
 
 /* ---------------------------------------------------------- progress */
@@ -354,6 +382,19 @@ esmm_train_progress(void *arg, const esmm_progress *p)
  * and eval_args.metrics (union), named <label>_<metric>, and the early
  * stopping monitor, added to the metrics when it is not among them.
  */
+/* The label's index in the model: ESMM's click (0) or second label (1),
+ * or an MMoE task; -1 for none. */
+static int
+label_index(const esmm_config *cfg, const char *name)
+{
+	uint32_t	n = cfg->kind == ESMM_KIND_MMOE ? cfg->n_labels : 2;
+
+	for (uint32_t i = 0; i < n; i++)
+		if (strcmp(cfg->kind == ESMM_KIND_MMOE ? cfg->mmoe_labels[i] : cfg->labels[i], name) == 0)
+			return (int) i;
+	return -1;
+}
+
 static void
 eval_spec_from_config(esmm_eval_spec *ev, const esmm_config *cfg)
 {
@@ -367,7 +408,7 @@ eval_spec_from_config(esmm_eval_spec *ev, const esmm_config *cfg)
 			for (uint32_t j = 0; j < lists[l][i].n_metrics; j++)
 			{
 				char		name[ESMM_NAME_LEN + 16];
-				int			label = strcmp(lists[l][i].label, cfg->labels[0]) == 0 ? 0 : 1;
+				int			label = label_index(cfg, lists[l][i].label);
 				int			kind;
 				uint32_t	k;
 
@@ -380,6 +421,9 @@ eval_spec_from_config(esmm_eval_spec *ev, const esmm_config *cfg)
 						break;
 				if (kind == ESMM_METRIC_COUNT || k < ev->n_metrics)
 					continue;
+				/* ESMM's parser accepts its labels' names only; "ctcvr" too */
+				if (label < 0)
+					label = cfg->kind == ESMM_KIND_MMOE ? 0 : 1;
 				/* the history keeps 31 bytes of a name: never drop one silently */
 				if (strlen(name) >= 32)
 					ereport(ERROR,
@@ -420,12 +464,16 @@ eval_spec_from_config(esmm_eval_spec *ev, const esmm_config *cfg)
 		if (ev->monitor == ESMM_MONITOR_NONE)
 		{
 			/* "<label>_<metric>": the parser accepted only such names */
-			for (int label = 0; label < 2; label++)
+			uint32_t	n_labels = cfg->kind == ESMM_KIND_MMOE ? cfg->n_labels : 2;
+
+			for (uint32_t label = 0; label < n_labels; label++)
 				for (int kind = 0; kind < ESMM_METRIC_COUNT; kind++)
 				{
 					char		name[ESMM_NAME_LEN + 16];
 
-					snprintf(name, sizeof(name), "%s_%s", cfg->labels[label], esmm_metric_names[kind]);
+					snprintf(name, sizeof(name), "%s_%s",
+							 cfg->kind == ESMM_KIND_MMOE ? cfg->mmoe_labels[label] : cfg->labels[label],
+							 esmm_metric_names[kind]);
 					if (strcmp(name, cfg->es_monitor) == 0 && ev->n_metrics < ESMM_MAX_EVAL_METRICS &&
 						strlen(name) < 32)
 					{
@@ -443,26 +491,27 @@ eval_spec_from_config(esmm_eval_spec *ev, const esmm_config *cfg)
 static void
 notice_single_class(const esmm_train_state *s)
 {
-	for (uint32_t i = 0; i < 2; i++)
+	for (uint32_t i = 0; i < s->schema.n_labels; i++)
 	{
 		uint64		pos = 0;
 
+		if (s->kind == ESMM_KIND_MMOE && s->mmoe.task_type[i] == MMOE_TASK_REGRESSION)
+			continue;
 		for (size_t r = 0; r < s->train.ds.n_rows; r++)
 			pos += esmm_dataset_labels(&s->train.ds, r)[i] > 0.5f;
 		if (pos == 0 || pos == s->train.ds.n_rows)
 			ereport(WARNING,
 					(errmsg("label \"%s\" has a single class in the %zu training rows",
-							i == 0 ? s->schema.labels[0] :
-							s->arch.label_is_ctcvr ? s->schema.labels[1] : "ctcvr",
+							i == 0 || s->kind == ESMM_KIND_MMOE || s->arch.label_is_ctcvr ?
+							s->schema.labels[i] : "ctcvr",
 							s->train.ds.n_rows)));
 	}
 }
 
-PG_FUNCTION_INFO_V1(esmm_train_final);
-
-/* esmm_train's final function: train on the buffer, return the model. */
-Datum
-esmm_train_final(PG_FUNCTION_ARGS)
+/* The final function of esmm_train and mmoe_train: train on the buffer,
+ * return the model. */
+static Datum
+train_finish(FunctionCallInfo fcinfo)
 {
 	esmm_train_state *s;
 	esmm_status st;
@@ -491,7 +540,8 @@ esmm_train_final(PG_FUNCTION_ARGS)
 	esmm_schema_fit_stats(&s->schema, &s->train.ds);
 
 	esmm_status_clear(&st);
-	if (esmm_model_plan(&s->schema, &s->arch, ESMM_KIND_ESMM, &n_params, &st) != ESMM_OK)
+	if ((s->kind == ESMM_KIND_MMOE ? mmoe_model_plan(&s->schema, &s->mmoe, &n_params, &st) :
+		 esmm_model_plan(&s->schema, &s->arch, ESMM_KIND_ESMM, &n_params, &st)) != ESMM_OK)
 		esmm_report_status(&st);
 	/* params, gradients and two moments */
 	if ((double) n_params * sizeof(float) * 4 + s->bytes > (double) esmm_max_memory_kb * 1024)
@@ -508,7 +558,8 @@ esmm_train_final(PG_FUNCTION_ARGS)
 
 	/* the handle exists before the model, so no ERROR can orphan it */
 	h = esmm_handle_new(NULL, CurrentMemoryContext);
-	if (esmm_model_create(&h->model, &s->schema, &s->arch, ESMM_KIND_ESMM, &st) != ESMM_OK)
+	if ((s->kind == ESMM_KIND_MMOE ? mmoe_model_create(&h->model, &s->schema, &s->mmoe, &st) :
+		 esmm_model_create(&h->model, &s->schema, &s->arch, ESMM_KIND_ESMM, &st)) != ESMM_OK)
 		esmm_report_status(&st);
 	m = h->model;
 	cfg_text = JsonbToCString(NULL, &s->cfg.normalized->root, VARSIZE(s->cfg.normalized));
@@ -535,14 +586,35 @@ esmm_train_final(PG_FUNCTION_ARGS)
 					   esmm_train_progress, &tp, &st) != ESMM_OK)
 		esmm_report_status(&st);
 	ereport(NOTICE,
-			(errmsg("trained %u epochs on " UINT64_FORMAT " rows (" UINT64_FORMAT " more held out for validation) in %.1f s: final loss %.6f%s; " UINT64_FORMAT " rows dropped (conversion without click), " UINT64_FORMAT " with a NULL label, " UINT64_FORMAT " bad",
+			(errmsg("trained %u epochs on " UINT64_FORMAT " rows (" UINT64_FORMAT " more held out for validation) in %.1f s: final loss %.6f%s; %s" UINT64_FORMAT " with a NULL label, " UINT64_FORMAT " bad",
 					m->report.n_epochs, m->report.rows_trained, m->report.rows_validation,
 					m->report.seconds, m->report.epochs[m->report.n_epochs - 1].train_loss,
 					m->report.best_epoch > 0 ?
 					psprintf(", weights of epoch %u", m->report.best_epoch) : "",
-					m->report.rows_dropped, m->report.rows_null_label, m->report.rows_bad)));
+					s->kind == ESMM_KIND_MMOE ? "" :
+					psprintf(UINT64_FORMAT " rows dropped (conversion without click), ",
+							 m->report.rows_dropped),
+					m->report.rows_null_label, m->report.rows_bad)));
 
 	out = esmm_model_to_bytea(m, false);
 	esmm_handle_release(h);
 	PG_RETURN_BYTEA_P(out);
+}
+
+PG_FUNCTION_INFO_V1(esmm_train_final);
+
+/* esmm_train's final function. */
+Datum
+esmm_train_final(PG_FUNCTION_ARGS)
+{
+	return train_finish(fcinfo);
+}
+
+PG_FUNCTION_INFO_V1(mmoe_train_final);
+
+/* mmoe_train's final function. */
+Datum
+mmoe_train_final(PG_FUNCTION_ARGS)
+{
+	return train_finish(fcinfo);
 }
