@@ -58,6 +58,15 @@ SELECT mmoe_train(r, (SELECT cfg FROM mmoe_cfg)) FROM (SELECT id, a, b, x, 1.0::
 -- groups and configs
 SELECT mmoe_train(r, (SELECT cfg FROM mmoe_cfg) || '{"inputs": {"defs": [{"name": "a", "dtype": "int32"}],
 	"groups": {"wide": ["b"], "labels": ["click", "liked", "spend"]}}}') FROM mmoe_rows r;
+-- four tasks with four metrics each: more than the 15 a model records,
+-- refused on the first row
+SELECT mmoe_train(r, (SELECT cfg FROM mmoe_cfg) || jsonb_build_object(
+	'inputs', (SELECT cfg->'inputs' FROM mmoe_cfg) || '{"groups": {"wide": ["a"], "labels": ["click", "liked", "spend", "c2"]}}',
+	'model_args', (SELECT cfg->'model_args' FROM mmoe_cfg) || '{"task_structs": [[4], [4], [4], [4]],
+		"task_types": ["binary", "binary", "regression", "binary"]}',
+	'train_args', '{"metrics": {"click": ["auc", "bacc", "logloss", "mse"], "liked": ["auc", "bacc", "logloss", "mse"],
+		"spend": ["mse", "auc", "bacc", "logloss"], "c2": ["auc", "bacc", "logloss", "mse"]}}'::jsonb))
+FROM (SELECT *, click AS c2 FROM mmoe_rows) r;
 SELECT mmoe_train(r, NULL) FROM mmoe_rows r;
 SELECT mmoe_train(r, (SELECT cfg FROM mmoe_cfg)) FROM (SELECT 1 AS one) r;
 

@@ -45,6 +45,7 @@ typedef struct esmm_train_state
 	esmm_schema schema;
 	esmm_arch	arch;			/* ESMM */
 	mmoe_arch	mmoe;			/* MMoE */
+	esmm_eval_spec ev;			/* the metrics and early stopping asked for */
 	esmm_encoder enc;
 	row_buffer	train;
 	row_buffer	val;
@@ -156,6 +157,118 @@ row_is_validation(const esmm_train_state *s, HeapTupleHeader tup)
 
 /* ------------------------------------------------------------ state */
 
+/* The label's index in the model: ESMM's click (0) or second label (1),
+ * or an MMoE task; -1 for none. */
+static int
+label_index(const esmm_config *cfg, const char *name)
+{
+	uint32_t	n = cfg->kind == ESMM_KIND_MMOE ? cfg->n_labels : 2;
+
+	for (uint32_t i = 0; i < n; i++)
+		if (strcmp(cfg->kind == ESMM_KIND_MMOE ? cfg->mmoe_labels[i] : cfg->labels[i], name) == 0)
+			return (int) i;
+	return -1;
+}
+
+/*
+ * The evaluation the config asks for: the metrics of train_args.metrics
+ * and eval_args.metrics (union), named <label>_<metric>, and the early
+ * stopping monitor, added to the metrics when it is not among them.
+ */
+static void
+eval_spec_from_config(esmm_eval_spec *ev, const esmm_config *cfg)
+{
+	const esmm_metric_request *lists[2] = {cfg->metric_requests, cfg->eval_metric_requests};
+	const uint32_t counts[2] = {cfg->n_metric_requests, cfg->n_eval_metric_requests};
+
+	memset(ev, 0, sizeof(*ev));
+	ev->monitor = ESMM_MONITOR_NONE;
+	for (int l = 0; l < 2; l++)
+		for (uint32_t i = 0; i < counts[l]; i++)
+			for (uint32_t j = 0; j < lists[l][i].n_metrics; j++)
+			{
+				char		name[ESMM_NAME_LEN + 16];
+				int			label = label_index(cfg, lists[l][i].label);
+				int			kind;
+				uint32_t	k;
+
+				for (kind = 0; kind < ESMM_METRIC_COUNT; kind++)
+					if (strcmp(lists[l][i].metrics[j], esmm_metric_names[kind]) == 0)
+						break;
+				snprintf(name, sizeof(name), "%s_%s", lists[l][i].label, lists[l][i].metrics[j]);
+				for (k = 0; k < ev->n_metrics; k++)
+					if (strcmp(ev->metrics[k].name, name) == 0)
+						break;
+				if (kind == ESMM_METRIC_COUNT || k < ev->n_metrics)
+					continue;
+				/* ESMM's parser accepts its labels' names only; "ctcvr" too */
+				if (label < 0)
+					label = cfg->kind == ESMM_KIND_MMOE ? 0 : 1;
+				/* the history keeps 31 bytes of a name: never drop one silently */
+				if (strlen(name) >= 32)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							 errmsg("metric name \"%s\" is longer than 31 bytes", name),
+							 errhint("Metrics are named <label>_<metric>; rename the label column to at most %d bytes.",
+									 30 - (int) strlen(lists[l][i].metrics[j]))));
+				if (ev->n_metrics == ESMM_MAX_EVAL_METRICS)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							 errmsg("too many metrics: at most %d per model", ESMM_MAX_EVAL_METRICS),
+							 errhint("List fewer metrics in train_args.metrics and eval_args.metrics.")));
+				ev->metrics[k].label = (uint8_t) label;
+				ev->metrics[k].metric = (uint8_t) kind;
+				strlcpy(ev->metrics[k].name, name, sizeof(ev->metrics[k].name));
+				ev->n_metrics++;
+			}
+	if (!cfg->early_stopping_given)
+		return;
+	ev->early_stopping = 1;
+	ev->mode_max = cfg->es_mode_max;
+	ev->patience = cfg->es_patience;
+	ev->min_delta = cfg->es_min_delta;
+	if (strcmp(cfg->es_monitor, "val_loss") == 0)
+		ev->monitor = ESMM_MONITOR_VAL_LOSS;
+	else if (strcmp(cfg->es_monitor, "loss") == 0)
+		ev->monitor = ESMM_MONITOR_LOSS;
+	else
+	{
+		if (strlen(cfg->es_monitor) >= 32)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("early_stopping monitor \"%s\" is longer than 31 bytes", cfg->es_monitor),
+					 errhint("Monitors are named <label>_<metric>; rename the label column, or monitor val_loss.")));
+		for (uint32_t k = 0; k < ev->n_metrics; k++)
+			if (strcmp(ev->metrics[k].name, cfg->es_monitor) == 0)
+				ev->monitor = (int) k;
+		if (ev->monitor == ESMM_MONITOR_NONE)
+		{
+			/* "<label>_<metric>": the parser accepted only such names */
+			uint32_t	n_labels = cfg->kind == ESMM_KIND_MMOE ? cfg->n_labels : 2;
+
+			for (uint32_t label = 0; label < n_labels; label++)
+				for (int kind = 0; kind < ESMM_METRIC_COUNT; kind++)
+				{
+					char		name[ESMM_NAME_LEN + 16];
+
+					snprintf(name, sizeof(name), "%s_%s",
+							 cfg->kind == ESMM_KIND_MMOE ? cfg->mmoe_labels[label] : cfg->labels[label],
+							 esmm_metric_names[kind]);
+					if (strcmp(name, cfg->es_monitor) == 0 && ev->n_metrics < ESMM_MAX_EVAL_METRICS &&
+						strlen(name) < 32)
+					{
+						ev->metrics[ev->n_metrics].label = (uint8_t) label;
+						ev->metrics[ev->n_metrics].metric = (uint8_t) kind;
+						strlcpy(ev->metrics[ev->n_metrics].name, name, 32);
+						ev->monitor = (int) ev->n_metrics++;
+					}
+				}
+		}
+	}
+}
+
+
+
 static esmm_train_state *
 train_state_new(MemoryContext aggcxt, Jsonb *cfg_json, HeapTupleHeader tup,
 				esmm_model_kind kind)
@@ -182,6 +295,9 @@ train_state_new(MemoryContext aggcxt, Jsonb *cfg_json, HeapTupleHeader tup,
 		ReleaseTupleDesc(td);
 	}
 	PG_END_TRY();
+	/* before the first row is buffered: a config error must not wait for
+	 * the whole scan */
+	eval_spec_from_config(&s->ev, &s->cfg);
 	s->enc.skip_bad_rows = s->cfg.on_bad_row_skip;
 	esmm_encoder_bind(&s->enc, &s->schema, tup, true,
 					  kind == ESMM_KIND_MMOE ? s->mmoe.task_type : NULL, aggcxt);
@@ -377,116 +493,6 @@ esmm_train_progress(void *arg, const esmm_progress *p)
 	return 0;
 }
 
-/*
- * The evaluation the config asks for: the metrics of train_args.metrics
- * and eval_args.metrics (union), named <label>_<metric>, and the early
- * stopping monitor, added to the metrics when it is not among them.
- */
-/* The label's index in the model: ESMM's click (0) or second label (1),
- * or an MMoE task; -1 for none. */
-static int
-label_index(const esmm_config *cfg, const char *name)
-{
-	uint32_t	n = cfg->kind == ESMM_KIND_MMOE ? cfg->n_labels : 2;
-
-	for (uint32_t i = 0; i < n; i++)
-		if (strcmp(cfg->kind == ESMM_KIND_MMOE ? cfg->mmoe_labels[i] : cfg->labels[i], name) == 0)
-			return (int) i;
-	return -1;
-}
-
-static void
-eval_spec_from_config(esmm_eval_spec *ev, const esmm_config *cfg)
-{
-	const esmm_metric_request *lists[2] = {cfg->metric_requests, cfg->eval_metric_requests};
-	const uint32_t counts[2] = {cfg->n_metric_requests, cfg->n_eval_metric_requests};
-
-	memset(ev, 0, sizeof(*ev));
-	ev->monitor = ESMM_MONITOR_NONE;
-	for (int l = 0; l < 2; l++)
-		for (uint32_t i = 0; i < counts[l]; i++)
-			for (uint32_t j = 0; j < lists[l][i].n_metrics; j++)
-			{
-				char		name[ESMM_NAME_LEN + 16];
-				int			label = label_index(cfg, lists[l][i].label);
-				int			kind;
-				uint32_t	k;
-
-				for (kind = 0; kind < ESMM_METRIC_COUNT; kind++)
-					if (strcmp(lists[l][i].metrics[j], esmm_metric_names[kind]) == 0)
-						break;
-				snprintf(name, sizeof(name), "%s_%s", lists[l][i].label, lists[l][i].metrics[j]);
-				for (k = 0; k < ev->n_metrics; k++)
-					if (strcmp(ev->metrics[k].name, name) == 0)
-						break;
-				if (kind == ESMM_METRIC_COUNT || k < ev->n_metrics)
-					continue;
-				/* ESMM's parser accepts its labels' names only; "ctcvr" too */
-				if (label < 0)
-					label = cfg->kind == ESMM_KIND_MMOE ? 0 : 1;
-				/* the history keeps 31 bytes of a name: never drop one silently */
-				if (strlen(name) >= 32)
-					ereport(ERROR,
-							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-							 errmsg("metric name \"%s\" is longer than 31 bytes", name),
-							 errhint("Metrics are named <label>_<metric>; rename the label column to at most %d bytes.",
-									 30 - (int) strlen(lists[l][i].metrics[j]))));
-				if (ev->n_metrics == ESMM_MAX_EVAL_METRICS)
-					ereport(ERROR,
-							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-							 errmsg("too many metrics: at most %d per model", ESMM_MAX_EVAL_METRICS),
-							 errhint("List fewer metrics in train_args.metrics and eval_args.metrics.")));
-				ev->metrics[k].label = (uint8_t) label;
-				ev->metrics[k].metric = (uint8_t) kind;
-				strlcpy(ev->metrics[k].name, name, sizeof(ev->metrics[k].name));
-				ev->n_metrics++;
-			}
-	if (!cfg->early_stopping_given)
-		return;
-	ev->early_stopping = 1;
-	ev->mode_max = cfg->es_mode_max;
-	ev->patience = cfg->es_patience;
-	ev->min_delta = cfg->es_min_delta;
-	if (strcmp(cfg->es_monitor, "val_loss") == 0)
-		ev->monitor = ESMM_MONITOR_VAL_LOSS;
-	else if (strcmp(cfg->es_monitor, "loss") == 0)
-		ev->monitor = ESMM_MONITOR_LOSS;
-	else
-	{
-		if (strlen(cfg->es_monitor) >= 32)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("early_stopping monitor \"%s\" is longer than 31 bytes", cfg->es_monitor),
-					 errhint("Monitors are named <label>_<metric>; rename the label column, or monitor val_loss.")));
-		for (uint32_t k = 0; k < ev->n_metrics; k++)
-			if (strcmp(ev->metrics[k].name, cfg->es_monitor) == 0)
-				ev->monitor = (int) k;
-		if (ev->monitor == ESMM_MONITOR_NONE)
-		{
-			/* "<label>_<metric>": the parser accepted only such names */
-			uint32_t	n_labels = cfg->kind == ESMM_KIND_MMOE ? cfg->n_labels : 2;
-
-			for (uint32_t label = 0; label < n_labels; label++)
-				for (int kind = 0; kind < ESMM_METRIC_COUNT; kind++)
-				{
-					char		name[ESMM_NAME_LEN + 16];
-
-					snprintf(name, sizeof(name), "%s_%s",
-							 cfg->kind == ESMM_KIND_MMOE ? cfg->mmoe_labels[label] : cfg->labels[label],
-							 esmm_metric_names[kind]);
-					if (strcmp(name, cfg->es_monitor) == 0 && ev->n_metrics < ESMM_MAX_EVAL_METRICS &&
-						strlen(name) < 32)
-					{
-						ev->metrics[ev->n_metrics].label = (uint8_t) label;
-						ev->metrics[ev->n_metrics].metric = (uint8_t) kind;
-						strlcpy(ev->metrics[ev->n_metrics].name, name, 32);
-						ev->monitor = (int) ev->n_metrics++;
-					}
-				}
-		}
-	}
-}
-
 /* A label with one class trains, but its AUC is undefined: say so. */
 static void
 notice_single_class(const esmm_train_state *s)
@@ -518,7 +524,6 @@ train_finish(FunctionCallInfo fcinfo)
 	esmm_model *m = NULL;
 	esmm_model_handle *h;
 	train_progress tp;
-	esmm_eval_spec ev;
 	size_t		n_params;
 	char	   *cfg_text;
 	bytea	   *out;
@@ -577,12 +582,11 @@ train_finish(FunctionCallInfo fcinfo)
 	m->report.threads = (uint32_t) esmm_threads;
 
 	esmm_threads_prepare();
-	eval_spec_from_config(&ev, &s->cfg);
 	tp.cfg = &s->cfg;
 	tp.m = m;
 	initStringInfo(&tp.metrics);
 	INSTR_TIME_SET_CURRENT(tp.last_notice);
-	if (esmm_model_fit(m, &s->train.ds, &s->val.ds, &s->cfg.train, &ev,
+	if (esmm_model_fit(m, &s->train.ds, &s->val.ds, &s->cfg.train, &s->ev,
 					   esmm_train_progress, &tp, &st) != ESMM_OK)
 		esmm_report_status(&st);
 	ereport(NOTICE,
