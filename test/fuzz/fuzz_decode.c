@@ -6,20 +6,24 @@
  * as they are (the CRC rejects almost all of them); the other half the CRC
  * is recomputed first, so that mutations reach the section, count and
  * schema checks behind it.  A decoded model is then scored on a batch of
- * out-of-range ids and NaNs and encoded again, which must give back a
- * model that decodes.
+ * out-of-range ids and NaNs (an MMoE model by mmoe_model_predict, as
+ * esmm_predict scores it) and encoded again, which must give back a model
+ * that decodes and encodes to the same bytes.
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mmoe_model.h"
 #include "model_format.h"
 #include "../crc32c_ref.h"
 
 
 /* Scores a batch of 3 hostile rows: every id out of range, NaN floats,
- * array lists pointing at ids past every table. */
+ * array lists pointing at ids past every table.  An MMoE model reads the
+ * same batch through its own scorer, and its evaluation scorer too, which
+ * forces every binary task through the sigmoid. */
 static void
 score_hostile_rows(esmm_model *m)
 {
@@ -29,6 +33,7 @@ score_hostile_rows(esmm_model *m)
 	uint32_t	off[ESMM_MAX_FEATURES * 4];
 	int32_t		multi[6] = {-1, 0, 1 << 30, 7, -7, 3};
 	float		out[3][3];
+	float		tasks[3 * ESMM_MAX_LABELS];
 	esmm_batch	b;
 
 	for (int i = 0; i < 3 * ESMM_MAX_FEATURES; i++)
@@ -51,6 +56,12 @@ score_hostile_rows(esmm_model *m)
 	b.labels = NULL;
 	b.multi_off = off;
 	b.multi_ids = multi;
+	if (m->kind == ESMM_KIND_MMOE)
+	{
+		mmoe_model_predict(m, &b, tasks);
+		mmoe_model_scores(m, &b, tasks);
+	}
+	/* on an MMoE model, only fills NaN: it must not read the towers */
 	esmm_model_predict(m, &b, out[0], out[1], out[2]);
 }
 
@@ -81,17 +92,25 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	{
 		size_t		len = esmm_model_encoded_size(m, 0);
 		uint8_t    *again = malloc(len);
+		uint8_t    *third = malloc(len);
 		esmm_model *m2 = NULL;
 
 		score_hostile_rows(m);
-		if (again != NULL)
+		if (again != NULL && third != NULL)
 		{
 			if (esmm_model_encode(m, 0, again, len, crc32c_ref, &st) != ESMM_OK ||
 				esmm_model_decode(&m2, again, len, crc32c_ref, 0, &st) != ESMM_OK)
 				abort();		/* a model that decodes must re-encode and decode */
+			/* and the format must carry every field it reads: a field
+			 * that the decoder drops or alters changes the bytes */
+			if (m2->kind != m->kind || esmm_model_encoded_size(m2, 0) != len ||
+				esmm_model_encode(m2, 0, third, len, crc32c_ref, &st) != ESMM_OK ||
+				memcmp(again, third, len) != 0)
+				abort();
 			esmm_model_free(m2);
-			free(again);
 		}
+		free(again);
+		free(third);
 		esmm_model_free(m);
 	}
 	else if (m != NULL || st.msg[0] == '\0')
