@@ -147,6 +147,10 @@ mmoe_validate(const esmm_model *m, esmm_status *st)
 	{
 		if ((rc = model_validate_tower(&a->task[t], s, "task", MODEL_TOWER_UNIT_OUTPUT, st)) != ESMM_OK)
 			return rc;
+		/* a task tower reads the mixture, never features directly */
+		if (a->task[t].n_inputs != 0)
+			return esmm_fail(st, ESMM_ERR_ARGUMENT, "task %u has %u feature inputs, not 0", t,
+							 a->task[t].n_inputs);
 		if (a->task_type[t] > MMOE_TASK_REGRESSION)
 			return esmm_fail(st, ESMM_ERR_ARGUMENT, "task %u has unknown type %u", t, a->task_type[t]);
 		if (!isfinite(a->loss_weights[t]) || a->loss_weights[t] < 0.0f)
@@ -162,6 +166,9 @@ mmoe_validate(const esmm_model *m, esmm_status *st)
 		return esmm_fail(st, ESMM_ERR_ARGUMENT,
 						 "mmoe has feature_cross %u, output_cross %u, wide type %u: out of range",
 						 a->feature_cross, a->output_cross, a->wide_type);
+	if (!a->use_wide && a->n_wide_inputs != 0)
+		return esmm_fail(st, ESMM_ERR_ARGUMENT, "wide part is off but has %u inputs",
+						 a->n_wide_inputs);
 	if (a->use_wide)
 	{
 		if (a->n_wide_inputs < 1 || a->n_wide_inputs > s->n_features)
@@ -215,7 +222,7 @@ mmoe_layout_tables(esmm_model *m, size_t *cursor)
 	for (uint32_t f = 0; f < ESMM_MAX_FEATURES; f++)
 		p->lin_table[f] = p->fm_table[f] = ESMM_NO_TABLE;
 	p->wide_scalar = needs_wide_scalar(a);
-	p->fm_k = a->wide_type == MMOE_WIDE_FM ? a->wide_width : 0;
+	p->fm_k = p->wide_scalar && a->wide_type == MMOE_WIDE_FM ? a->wide_width : 0;
 	for (uint32_t i = 0; p->wide_scalar && i < a->n_wide_inputs; i++)
 	{
 		uint32_t	f = a->wide_inputs[i];
@@ -419,7 +426,7 @@ mmoe_workspace(esmm_model *m, int max_B, esmm_status *st)
 {
 	mmoe_parts *p = m->mm;
 	const size_t B = (size_t) max_B;
-	const size_t nw = m->mmoe.use_wide ? m->mmoe.n_wide_inputs : 0;
+	const size_t nw = p->wide_scalar ? m->mmoe.n_wide_inputs : 0;
 	const size_t W = max_width(m);
 	float	   *base = NULL;
 	size_t		bytes;

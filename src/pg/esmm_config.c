@@ -118,6 +118,7 @@ typedef struct cfg_ctx
 	bool		holdout_defaulted;	/* early_stopping without validation_fraction */
 	bool		wide_dropped;	/* use_wide true, but no wide features */
 	bool		wide_raw_notice;	/* a wide_type neither FM, LR nor raw */
+	bool		wide_unused;	/* no cross reads the wide part */
 } cfg_ctx;
 
 typedef struct cfg_range
@@ -1663,6 +1664,10 @@ mmoe_parse_model(cfg_ctx *c, esmm_config *out)
 	}
 	c->wide_raw_notice = a->use_wide && a->wide_type == MMOE_WIDE_RAW &&
 		pg_strcasecmp(out->wide_type_name, "raw") != 0;
+	/* feature_cross 0 reads the wide part only through output_cross 0,
+	 * which only an FM or LR output can take */
+	c->wide_unused = a->use_wide && a->feature_cross == 0 &&
+		(a->output_cross != 0 || a->wide_type == MMOE_WIDE_RAW);
 
 	a->l2_embedding = cfg_get_rate(s, "l2_reg_embedding");
 	cfg_parse_weights(cfg_get(s, "loss_weights"), out->n_labels,
@@ -2265,6 +2270,12 @@ cfg_notices(cfg_ctx *c, const esmm_config *out)
 				(errmsg("wide_type \"%s\" is neither FM nor LR: the wide features enter the model as they are",
 						out->wide_type_name),
 				 errhint("Set wide_type to \"raw\" to say so without this notice.")));
+	if (c->wide_unused)
+		ereport(NOTICE,
+				(errmsg("the wide part is not used: feature_cross is 0 and %s",
+						out->mmoe.wide_type == MMOE_WIDE_RAW ?
+						"raw wide features cannot be added to the logits" : "output_cross is not 0"),
+				 errhint("Set feature_cross to 1-5, or output_cross to 0 with wide_type FM or LR, or use_wide to false.")));
 	if (c->holdout_defaulted)
 		ereport(NOTICE,
 				(errmsg("early_stopping needs validation rows: holding out 10%% of the rows"),

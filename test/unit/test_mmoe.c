@@ -743,6 +743,12 @@ test_validation(void)
 	make_arch(&a, 2, 2, 0, MMOE_WIDE_FM);
 	a.wide_width = 0;
 	expect_rejected(&a, 2, "an FM of width 0");
+	make_arch(&a, 2, 2, 0, MMOE_WIDE_FM);
+	a.task[0].n_inputs = 1;
+	expect_rejected(&a, 2, "a task tower with feature inputs");
+	make_arch(&a, 2, 2, 0, MMOE_WIDE_FM);
+	a.use_wide = 0;
+	expect_rejected(&a, 2, "wide inputs with the wide part off");
 }
 
 void
