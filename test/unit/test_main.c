@@ -118,6 +118,26 @@ check_fd_range(esmm_model *m, const esmm_batch *b, const float *an, size_t off,
 	}
 }
 
+esmm_model *
+ready_to_train(esmm_model *m, int opt, float lr, int batch_size, uint64_t seed)
+{
+	esmm_status st;
+	esmm_optim_spec o;
+
+	esmm_status_clear(&st);
+	esmm_model_init(m, seed);
+	esmm_optim_defaults(&o, (esmm_optim_kind) opt);
+	if (lr > 0.0f)
+		o.learning_rate = lr;
+	if (esmm_model_train_begin(m, &o, batch_size, seed, &st) != ESMM_OK)
+	{
+		CHECK(0, "esmm_model_train_begin failed: %s", st.msg);
+		esmm_model_free(m);
+		return NULL;
+	}
+	return m;
+}
+
 void
 set_layer(esmm_layer_spec *l, uint32_t units, esmm_act act, int bias, int bn,
 		  float dropout)

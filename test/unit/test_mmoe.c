@@ -156,7 +156,6 @@ new_mmoe(const esmm_schema *s, const mmoe_arch *a, int batch_size, float lr)
 {
 	esmm_model *m = NULL;
 	esmm_status st;
-	esmm_optim_spec o;
 
 	esmm_status_clear(&st);
 	if (mmoe_model_create(&m, s, a, &st) != ESMM_OK)
@@ -164,17 +163,7 @@ new_mmoe(const esmm_schema *s, const mmoe_arch *a, int batch_size, float lr)
 		CHECK(0, "mmoe_model_create failed: %s", st.msg);
 		return NULL;
 	}
-	esmm_model_init(m, SEED);
-	esmm_optim_defaults(&o, ESMM_OPTIM_ADAM);
-	if (lr > 0.0f)
-		o.learning_rate = lr;
-	if (esmm_model_train_begin(m, &o, batch_size, SEED, &st) != ESMM_OK)
-	{
-		CHECK(0, "esmm_model_train_begin failed: %s", st.msg);
-		esmm_model_free(m);
-		return NULL;
-	}
-	return m;
+	return ready_to_train(m, ESMM_OPTIM_ADAM, lr, batch_size, SEED);
 }
 
 /* ------------------------------------------------------ gradient check */

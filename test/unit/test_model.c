@@ -194,7 +194,6 @@ new_model(const esmm_schema *s, const esmm_arch *a, esmm_model_kind kind,
 {
 	esmm_model *m = NULL;
 	esmm_status st;
-	esmm_optim_spec o;
 
 	esmm_status_clear(&st);
 	if (esmm_model_create(&m, s, a, kind, &st) != ESMM_OK)
@@ -202,17 +201,7 @@ new_model(const esmm_schema *s, const esmm_arch *a, esmm_model_kind kind,
 		CHECK(0, "esmm_model_create failed: %s", st.msg);
 		return NULL;
 	}
-	esmm_model_init(m, seed);
-	esmm_optim_defaults(&o, opt);
-	if (lr > 0.0f)
-		o.learning_rate = lr;
-	if (esmm_model_train_begin(m, &o, batch_size, seed, &st) != ESMM_OK)
-	{
-		CHECK(0, "esmm_model_train_begin failed: %s", st.msg);
-		esmm_model_free(m);
-		return NULL;
-	}
-	return m;
+	return ready_to_train(m, opt, lr, batch_size, seed);
 }
 
 static float *

@@ -54,6 +54,14 @@ double		check_fd_range(struct esmm_model *m, const struct esmm_batch *b,
 						   const float *an, size_t off, size_t n, int skip_kink,
 						   const char *what);
 
+/*
+ * Initializes m from seed and begins training with optimizer opt (its
+ * defaults, learning rate lr when > 0) and batch_size; m, or NULL (m
+ * freed, a failed check recorded) when train_begin fails.
+ */
+struct esmm_model *ready_to_train(struct esmm_model *m, int opt, float lr,
+								  int batch_size, uint64_t seed);
+
 /* Runs fn(arg) in a child process and checks that it exited with 0, so
  * that a crash fails one check instead of the suite (test_main.c). */
 int			survives_in_child(int (*fn) (void *), void *arg, const char *what);
