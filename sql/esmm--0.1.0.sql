@@ -64,6 +64,18 @@ CREATE FUNCTION mmoe_predict(model bytea, r record) RETURNS real[]
 COMMENT ON FUNCTION mmoe_predict(bytea, record) IS
 	'scores one row with an MMoE model: one score per task, in label order (a probability for a binary task with task_output_act sigmoid, else the logit or the regression value)';
 
+CREATE FUNCTION esmm_predict_table(model bytea, source regclass, key_column text, output_table text)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION esmm_predict_table(bytea, regclass, text, text) IS
+	'scores every row of source in batches and creates output_table(key, pctr, pcvr, pctcvr), the key of the key column''s type; returns the rows written; runs with the caller''s privileges';
+
+CREATE FUNCTION mmoe_predict_table(model bytea, source regclass, key_column text, output_table text)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION mmoe_predict_table(bytea, regclass, text, text) IS
+	'scores every row of source in batches with an MMoE model and creates output_table(key, one real column per task named after its label); returns the rows written';
+
 CREATE FUNCTION esmm_model_info(model bytea) RETURNS jsonb
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION esmm_model_info(bytea) IS

@@ -1,0 +1,351 @@
+/*
+ * predict_table.c: esmm_predict_table and mmoe_predict_table: score a
+ * whole table in batches into a new table.
+ *
+ *   esmm_predict_table(model, source, key_column, output_table) -> bigint
+ *   creates output_table(key <the key column's type>, pctr real, pcvr real,
+ *   pctcvr real); mmoe_predict_table's has one real column per task,
+ *   named after its label.
+ *
+ * Everything goes through SPI as the caller: reading the source needs its
+ * SELECT privilege, creating the output needs CREATE on the schema, and
+ * nothing is SECURITY DEFINER.  The source is read through a cursor in
+ * batches of SCORE_BATCH rows; each batch is encoded, scored with the
+ * batched (sgemm) forward pass, and written with one INSERT ... SELECT
+ * FROM unnest(...).  The statement is one transaction: a cancel between
+ * batches leaves no output table behind.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/varlena.h"
+
+#include "encoder.h"
+#include "esmm_pg.h"
+#include "mmoe_model.h"
+
+#define SCORE_BATCH 4096
+
+/* One batch of encoded rows, feature-major for the array features as the
+ * core's batches are (esmm_data.h). */
+typedef struct score_batch
+{
+	MemoryContext cxt;			/* the call's: outlives the batches */
+	int32_t    *ids;			/* [SCORE_BATCH, n_ids] */
+	float	   *nums;			/* [SCORE_BATCH, n_nums] */
+	uint32_t   *counts;			/* [SCORE_BATCH, n_multi] ids per row and feature */
+	esmm_idbuf	row_ids;		/* the rows' array ids, row-major */
+	uint32_t   *multi_off;		/* [n_multi, SCORE_BATCH + 1] */
+	int32_t    *multi_ids;		/* feature-major copy of row_ids */
+	size_t		multi_cap;
+	float	   *out;			/* [SCORE_BATCH, n_outputs] */
+	Datum	   *keys;			/* [SCORE_BATCH] */
+	bool	   *key_nulls;		/* [SCORE_BATCH] */
+} score_batch;
+
+/* The output table's columns beside the key. */
+static int
+output_columns(const esmm_model *m, const char **names, int max)
+{
+	static const char *const esmm_names[3] = {"pctr", "pcvr", "pctcvr"};
+	int			n = m->kind == ESMM_KIND_MMOE ? (int) m->mmoe.n_tasks : 3;
+
+	for (int i = 0; i < n && i < max; i++)
+		names[i] = m->kind == ESMM_KIND_MMOE ? m->schema.labels[i] : esmm_names[i];
+	return n;
+}
+
+/* The key column's type, or an ERROR naming the column. */
+static Oid
+key_column_type(Oid relid, const char *key, int32 *typmod)
+{
+	AttrNumber	att = get_attnum(relid, key);
+	Oid			type;
+	Oid			coll;
+
+	if (att == InvalidAttrNumber || att < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("key column \"%s\" does not exist in table %s", key,
+						get_rel_name(relid)),
+				 errhint("The key column is copied to the output table, one row per scored row.")));
+	get_atttypetypmodcoll(relid, att, &type, typmod, &coll);
+	if (!OidIsValid(get_array_type(type)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("key column \"%s\" has type %s, which has no array type", key,
+						format_type_be(type)),
+				 errhint("Use a key column of a base type such as bigint, integer, text or uuid.")));
+	return type;
+}
+
+/* Creates the output table; returns its quoted, qualified name. */
+static char *
+create_output(const esmm_model *m, text *name, Oid key_type, int32 key_typmod,
+			  const char *key)
+{
+	List	   *names = textToQualifiedNameList(name);
+	char	   *qualified = NameListToQuotedString(names);
+	const char *cols[ESMM_MAX_LABELS];
+	int			n = output_columns(m, cols, ESMM_MAX_LABELS);
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE TABLE %s (%s %s", qualified, quote_identifier(key),
+					 format_type_with_typemod(key_type, key_typmod));
+	for (int i = 0; i < n; i++)
+		appendStringInfo(&sql, ", %s real", quote_identifier(cols[i]));
+	appendStringInfoChar(&sql, ')');
+	if (SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not create the output table %s", qualified);
+	return qualified;
+}
+
+/* Lays the batch's array ids out feature-major, as the core reads them. */
+static void
+batch_multi_layout(score_batch *sb, const esmm_model *m, int B)
+{
+	size_t		total = sb->row_ids.len;
+	size_t		used = 0;
+
+	if (m->n_multi == 0)
+		return;
+	if (total + 1 > sb->multi_cap)
+	{
+		sb->multi_cap = (total + 1) * 2;
+		sb->multi_ids = sb->multi_ids == NULL ?
+			MemoryContextAllocHuge(sb->cxt, sb->multi_cap * sizeof(int32_t)) :
+			repalloc_huge(sb->multi_ids, sb->multi_cap * sizeof(int32_t));
+	}
+	for (uint32_t k = 0; k < m->n_multi; k++)
+	{
+		uint32_t   *off = sb->multi_off + (size_t) k * (B + 1);
+		size_t		at = 0;			/* row b's first id in row_ids */
+
+		for (int b = 0; b < B; b++)
+		{
+			const uint32_t *c = sb->counts + (size_t) b * m->n_multi;
+			size_t		before = 0;
+
+			for (uint32_t j = 0; j < k; j++)
+				before += c[j];
+			off[b] = (uint32_t) used;
+			memcpy(sb->multi_ids + used, sb->row_ids.ids + at + before, c[k] * sizeof(int32_t));
+			used += c[k];
+			for (uint32_t j = 0; j < m->n_multi; j++)
+				at += c[j];
+		}
+		off[B] = (uint32_t) used;
+	}
+}
+
+/* Scores B encoded rows into sb->out [B, n_outputs]. */
+static void
+batch_score(score_batch *sb, esmm_model *m, int B)
+{
+	esmm_batch	batch;
+
+	batch_multi_layout(sb, m, B);
+	batch.B = B;
+	batch.ids = sb->ids;
+	batch.nums = sb->nums;
+	batch.labels = NULL;
+	batch.multi_off = sb->multi_off;
+	batch.multi_ids = sb->multi_ids;
+	if (m->kind == ESMM_KIND_MMOE)
+		mmoe_model_predict(m, &batch, sb->out);
+	else
+	{
+		float	   *p = sb->out + (size_t) 3 * B;	/* [3, B] scratch after the rows */
+
+		esmm_model_predict(m, &batch, p, p + B, p + 2 * B);
+		for (int b = 0; b < B; b++)
+			for (int i = 0; i < 3; i++)
+				sb->out[(size_t) b * 3 + i] = p[(size_t) i * B + b];
+	}
+}
+
+/* Writes B scored rows with one INSERT ... SELECT FROM unnest(...). */
+static void
+batch_write(score_batch *sb, SPIPlanPtr insert, int n_out, Oid key_type, int B)
+{
+	Datum		args[1 + ESMM_MAX_LABELS];
+	Datum	   *vals = palloc(sizeof(Datum) * B);
+	bool	   *nulls = palloc(sizeof(bool) * B);
+	int			dims[1] = {B};
+	int			lbs[1] = {1};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	get_typlenbyvalalign(key_type, &typlen, &typbyval, &typalign);
+	args[0] = PointerGetDatum(construct_md_array(sb->keys, sb->key_nulls, 1, dims, lbs,
+												 key_type, typlen, typbyval, typalign));
+	for (int i = 0; i < n_out; i++)
+	{
+		for (int b = 0; b < B; b++)
+		{
+			float		v = sb->out[(size_t) b * n_out + i];
+
+			/* a sub-model's missing tower scores NaN: NULL, as esmm_predict */
+			nulls[b] = isnan(v);
+			vals[b] = Float4GetDatum(v);
+		}
+		args[1 + i] = PointerGetDatum(construct_md_array(vals, nulls, 1, dims, lbs, FLOAT4OID,
+														 sizeof(float4), true, TYPALIGN_INT));
+	}
+	if (SPI_execute_plan(insert, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write a batch of scores");
+	pfree(vals);
+	pfree(nulls);
+}
+
+/* The body of both functions: kind says which models it accepts. */
+static int64
+predict_table(FunctionCallInfo fcinfo, bool mmoe)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	Oid			source = PG_GETARG_OID(1);
+	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	text	   *output = PG_GETARG_TEXT_PP(3);
+	MemoryContext batch_cxt;
+	esmm_model_handle *h;
+	esmm_model *m;
+	esmm_encoder enc;
+	score_batch sb;
+	Oid			key_type;
+	int32		key_typmod;
+	char	   *out_name;
+	int			n_out;
+	const char *cols[ESMM_MAX_LABELS];
+	Oid			argtypes[1 + ESMM_MAX_LABELS];
+	SPIPlanPtr	insert;
+	Portal		cursor;
+	StringInfoData sql;
+	int64		written = 0;
+	bool		bound = false;
+
+	esmm_threads_prepare();
+	h = esmm_model_from_bytea(b, SCORE_BATCH, CurrentMemoryContext);
+	m = h->model;
+	if ((m->kind == ESMM_KIND_MMOE) != mmoe)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s cannot score %s model", mmoe ? "mmoe_predict_table" : "esmm_predict_table",
+						m->kind == ESMM_KIND_MMOE ? "an mmoe" : "an esmm"),
+				 errhint("Score an esmm model with esmm_predict_table and an mmoe model with mmoe_predict_table.")));
+	key_type = key_column_type(source, key, &key_typmod);
+	n_out = output_columns(m, cols, ESMM_MAX_LABELS);
+
+	memset(&sb, 0, sizeof(sb));
+	sb.ids = palloc(sizeof(int32_t) * Max(1, (size_t) SCORE_BATCH * m->n_ids));
+	sb.nums = palloc(sizeof(float) * Max(1, (size_t) SCORE_BATCH * m->n_nums));
+	sb.counts = palloc(sizeof(uint32_t) * Max(1, (size_t) SCORE_BATCH * m->n_multi));
+	sb.multi_off = palloc(sizeof(uint32_t) * ((size_t) (SCORE_BATCH + 1) * Max(1, m->n_multi)));
+	sb.out = palloc(sizeof(float) * (size_t) SCORE_BATCH * (n_out + 3));
+	sb.keys = palloc(sizeof(Datum) * SCORE_BATCH);
+	sb.key_nulls = palloc(sizeof(bool) * SCORE_BATCH);
+	sb.cxt = CurrentMemoryContext;
+	sb.row_ids.mcxt = sb.cxt;
+	memset(&enc, 0, sizeof(enc));
+	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "esmm predict_table batch",
+									  ALLOCSET_DEFAULT_SIZES);
+
+	SPI_connect();
+	out_name = create_output(m, output, key_type, key_typmod, key);
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "INSERT INTO %s SELECT * FROM unnest($1", out_name);
+	argtypes[0] = get_array_type(key_type);
+	for (int i = 0; i < n_out; i++)
+	{
+		appendStringInfo(&sql, ", $%d", i + 2);
+		argtypes[1 + i] = FLOAT4ARRAYOID;
+	}
+	appendStringInfoChar(&sql, ')');
+	insert = SPI_prepare(sql.data, 1 + n_out, argtypes);
+	if (insert == NULL)
+		elog(ERROR, "could not prepare the insert into %s", out_name);
+
+	/* the whole row as a record, for the encoder that finds columns by name */
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT s.%s, s FROM %s s", quote_identifier(key),
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(source)),
+												get_rel_name(source)));
+	cursor = SPI_cursor_open_with_args(NULL, sql.data, 0, NULL, NULL, NULL, true, 0);
+
+	for (;;)
+	{
+		MemoryContext old;
+		uint64		B;
+
+		CHECK_FOR_INTERRUPTS();
+		SPI_cursor_fetch(cursor, true, SCORE_BATCH);
+		B = SPI_processed;
+		if (B == 0)
+			break;
+		old = MemoryContextSwitchTo(batch_cxt);
+		sb.row_ids.len = 0;
+		for (uint64 r = 0; r < B; r++)
+		{
+			HeapTuple	t = SPI_tuptable->vals[r];
+			TupleDesc	td = SPI_tuptable->tupdesc;
+			bool		isnull;
+			Datum		k = SPI_getbinval(t, td, 1, &sb.key_nulls[r]);
+			Datum		row = SPI_getbinval(t, td, 2, &isnull);
+			HeapTupleHeader tup = DatumGetHeapTupleHeader(row);
+
+			/* the fetched tuples live until the batch is written */
+			sb.keys[r] = k;
+			if (!bound)
+			{
+				/* bound once: every row of the source has its type */
+				esmm_encoder_bind(&enc, &m->schema, tup, false, NULL, sb.cxt);
+				bound = true;
+			}
+			(void) esmm_encode_row(&enc, tup, sb.ids + r * m->n_ids, sb.nums + r * m->n_nums,
+								   &sb.row_ids, sb.counts + r * m->n_multi, NULL);
+		}
+		batch_score(&sb, m, (int) B);
+		batch_write(&sb, insert, n_out, key_type, (int) B);
+		written += (int64) B;
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(batch_cxt);
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(cursor);
+	SPI_finish();
+	esmm_handle_release(h);
+	return written;
+}
+
+PG_FUNCTION_INFO_V1(esmm_predict_table);
+
+/* esmm_predict_table(model, source, key_column, output_table) -> rows written */
+Datum
+esmm_predict_table(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(predict_table(fcinfo, false));
+}
+
+PG_FUNCTION_INFO_V1(mmoe_predict_table);
+
+/* mmoe_predict_table(model, source, key_column, output_table) -> rows written */
+Datum
+mmoe_predict_table(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(predict_table(fcinfo, true));
+}
