@@ -81,29 +81,10 @@ column_type(TupleDesc tupdesc, int att)
 
 /* ------------------------------------------------------ schema resolve */
 
-/* The labels the config names, in task order: ESMM's two, or MMoE's. */
-static uint32_t
-config_labels(const esmm_config *cfg, const char *const **names)
-{
-	static const char *list[ESMM_MAX_LABELS];
-	uint32_t	n = cfg->kind == ESMM_KIND_MMOE ? cfg->n_labels : 2;
-
-	for (uint32_t i = 0; i < n; i++)
-		list[i] = cfg->kind == ESMM_KIND_MMOE ? cfg->mmoe_labels[i] : cfg->labels[i];
-	*names = list;
-	return n;
-}
-
 static bool
 is_label(const esmm_config *cfg, const char *name)
 {
-	const char *const *names;
-	uint32_t	n = config_labels(cfg, &names);
-
-	for (uint32_t i = 0; i < n; i++)
-		if (strcmp(names[i], name) == 0)
-			return true;
-	return false;
+	return esmm_config_label_index(cfg, name) >= 0;
 }
 
 static bool
@@ -207,12 +188,10 @@ feature_index(const esmm_schema *schema, const char *name)
 static void
 resolve_features(esmm_schema *schema, const esmm_config *cfg, TupleDesc tupdesc)
 {
-	const char *const *labels;
-	uint32_t	n_labels = config_labels(cfg, &labels);
+	const char **labels = esmm_config_labels(cfg);
 
 	memset(schema, 0, sizeof(*schema));
-	schema->n_labels = n_labels;
-	for (uint32_t i = 0; i < n_labels; i++)
+	for (uint32_t i = 0; labels[i] != NULL; i++)
 	{
 		int			att = find_column(tupdesc, labels[i]);
 
@@ -228,6 +207,7 @@ resolve_features(esmm_schema *schema, const esmm_config *cfg, TupleDesc tupdesc)
 						 cfg->mmoe.task_type[i] == MMOE_TASK_REGRESSION);
 		strlcpy(schema->labels[i], labels[i], ESMM_NAME_LEN);
 		schema->label_src_type[i] = column_type(tupdesc, att);
+		schema->n_labels++;
 	}
 
 	if (cfg->defs_given)

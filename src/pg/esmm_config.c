@@ -964,9 +964,8 @@ esmm_parse_model(cfg_ctx *c, esmm_config *out)
 
 /* ---------------------------------------------------------------- inputs */
 
-/* The labels in task order, NULL-terminated: ESMM's two, or MMoE's. */
-static const char **
-cfg_labels(const esmm_config *out)
+const char **
+esmm_config_labels(const esmm_config *out)
 {
 	const char **names = palloc((ESMM_MAX_LABELS + 1) * sizeof(char *));
 	uint32		n = 0;
@@ -983,10 +982,16 @@ cfg_labels(const esmm_config *out)
 	return names;
 }
 
+int
+esmm_config_label_index(const esmm_config *out, const char *name)
+{
+	return cfg_index(esmm_config_labels(out), name);
+}
+
 static bool
 cfg_is_label(const esmm_config *out, const char *name)
 {
-	return cfg_index(cfg_labels(out), name) >= 0;
+	return esmm_config_label_index(out, name) >= 0;
 }
 
 static int
@@ -1215,7 +1220,7 @@ static uint32
 cfg_parse_metrics(cfg_ctx *c, const esmm_config *out, const cfg_node *n,
 				  const char *section, esmm_metric_request *req)
 {
-	const char **labels = cfg_labels(out);
+	const char **labels = esmm_config_labels(out);
 	char	   *what = psprintf("an array of metric names from: %s", cfg_join(metric_names));
 	cfg_section m;
 	uint32		nreq = 0;
@@ -1254,7 +1259,7 @@ static uint8
 cfg_parse_losses(cfg_ctx *c, const esmm_config *out, const cfg_node *n)
 {
 	const char *what = "bce or mse, given once or as an array or an object by label of equal values";
-	const char **labels = cfg_labels(out);
+	const char **labels = esmm_config_labels(out);
 	List	   *vals;
 	ListCell   *lc;
 	int			loss = -1;
@@ -1342,7 +1347,7 @@ cfg_parse_optimizer(cfg_ctx *c, esmm_config *out, const cfg_node *n)
 static const char **
 cfg_monitors(const esmm_config *out)
 {
-	const char **labels = cfg_labels(out);
+	const char **labels = esmm_config_labels(out);
 	const char **names = palloc((2 + ESMM_MAX_LABELS * (lengthof(metric_names) - 1) + 1) *
 								sizeof(char *));
 	int			n = 0;
@@ -1583,7 +1588,7 @@ mmoe_parse_task_structs(const cfg_section *s, esmm_config *out)
 	if (list_length(towers) != (int) out->n_labels)
 		cfg_bad(n, "an array of %u %s of layer widths, one per label (%s), not %d",
 				out->n_labels, out->n_labels == 1 ? "array" : "arrays",
-				cfg_join(cfg_labels(out)), list_length(towers));
+				cfg_join(esmm_config_labels(out)), list_length(towers));
 	foreach(lc, towers)
 	{
 		uint32		units[ESMM_MAX_LAYERS];
@@ -1672,7 +1677,7 @@ mmoe_parse_model(cfg_ctx *c, esmm_config *out)
 	a->l2_embedding = cfg_get_rate(s, "l2_reg_embedding");
 	cfg_parse_weights(cfg_get(s, "loss_weights"), out->n_labels,
 					  psprintf("an array of %u non-negative numbers, one per label (%s), not all 0",
-							   out->n_labels, cfg_join(cfg_labels(out))),
+							   out->n_labels, cfg_join(esmm_config_labels(out))),
 					  a->loss_weights);
 }
 
@@ -1686,7 +1691,7 @@ static void
 mmoe_per_task(cfg_ctx *c, const esmm_config *out, const cfg_node *n, const char *section,
 			  const char *const *names, int *vals, cfg_node **nodes)
 {
-	const char **labels = cfg_labels(out);
+	const char **labels = esmm_config_labels(out);
 	char	   *what = psprintf("%s or %s, given once for every task, as an array of %u, "
 								"one per label (%s), or as an object by label",
 								names[0], names[1], out->n_labels, cfg_join(labels));

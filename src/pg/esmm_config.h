@@ -142,6 +142,13 @@ typedef struct esmm_config
  */
 void		esmm_config_parse_kind(esmm_config *out, Jsonb *cfg, esmm_model_kind kind);
 
+/* The labels in task order, NULL-terminated (palloc'd): ESMM's two (click,
+ * then ctcvr or conversion), or MMoE's. */
+const char **esmm_config_labels(const esmm_config *cfg);
+
+/* name's place in esmm_config_labels(cfg), or -1. */
+int			esmm_config_label_index(const esmm_config *cfg, const char *name);
+
 /* esmm_config_parse_kind(out, cfg, ESMM_KIND_ESMM). */
 void		esmm_config_parse(esmm_config *out, Jsonb *cfg);
 

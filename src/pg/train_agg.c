@@ -157,19 +157,6 @@ row_is_validation(const esmm_train_state *s, HeapTupleHeader tup)
 
 /* ------------------------------------------------------------ state */
 
-/* The label's index in the model: ESMM's click (0) or second label (1),
- * or an MMoE task; -1 for none. */
-static int
-label_index(const esmm_config *cfg, const char *name)
-{
-	uint32_t	n = cfg->kind == ESMM_KIND_MMOE ? cfg->n_labels : 2;
-
-	for (uint32_t i = 0; i < n; i++)
-		if (strcmp(cfg->kind == ESMM_KIND_MMOE ? cfg->mmoe_labels[i] : cfg->labels[i], name) == 0)
-			return (int) i;
-	return -1;
-}
-
 /*
  * The evaluation the config asks for: the metrics of train_args.metrics
  * and eval_args.metrics (union), named <label>_<metric>, and the early
@@ -188,7 +175,7 @@ eval_spec_from_config(esmm_eval_spec *ev, const esmm_config *cfg)
 			for (uint32_t j = 0; j < lists[l][i].n_metrics; j++)
 			{
 				char		name[ESMM_NAME_LEN + 16];
-				int			label = label_index(cfg, lists[l][i].label);
+				int			label = esmm_config_label_index(cfg, lists[l][i].label);
 				int			kind;
 				uint32_t	k;
 
@@ -244,16 +231,14 @@ eval_spec_from_config(esmm_eval_spec *ev, const esmm_config *cfg)
 		if (ev->monitor == ESMM_MONITOR_NONE)
 		{
 			/* "<label>_<metric>": the parser accepted only such names */
-			uint32_t	n_labels = cfg->kind == ESMM_KIND_MMOE ? cfg->n_labels : 2;
+			const char **labels = esmm_config_labels(cfg);
 
-			for (uint32_t label = 0; label < n_labels; label++)
+			for (int label = 0; labels[label] != NULL; label++)
 				for (int kind = 0; kind < ESMM_METRIC_COUNT; kind++)
 				{
 					char		name[ESMM_NAME_LEN + 16];
 
-					snprintf(name, sizeof(name), "%s_%s",
-							 cfg->kind == ESMM_KIND_MMOE ? cfg->mmoe_labels[label] : cfg->labels[label],
-							 esmm_metric_names[kind]);
+					snprintf(name, sizeof(name), "%s_%s", labels[label], esmm_metric_names[kind]);
 					if (strcmp(name, cfg->es_monitor) == 0 && ev->n_metrics < ESMM_MAX_EVAL_METRICS &&
 						strlen(name) < 32)
 					{
