@@ -4,16 +4,19 @@ SET client_min_messages = warning;
 CREATE TABLE pt_rows AS
 SELECT id, 'k' || id AS code, (id % 7)::int AS a, 'b' || (id % 3) AS b,
 	CASE WHEN id % 10 = 0 THEN NULL ELSE (id % 11) / 10.0 END AS x,
-	(id % 2)::int AS click, (id % 4 = 0)::int AS conv, ((id / 2) % 2 = 0) AS liked
+	(id % 2)::int AS click, (id % 4 = 0)::int AS conv, ((id / 2) % 2 = 0) AS liked,
+	CASE WHEN id % 9 = 0 THEN NULL ELSE (SELECT array_agg((id * g) % 13) FROM generate_series(1, id % 4) g) END AS tags
 FROM generate_series(1, 5000) id;
 CREATE TABLE pt_models AS
 SELECT 'esmm'::text AS kind, esmm_train(r, '{"inputs": {"defs": [{"name": "a", "dtype": "int32", "vocab_size": 7},
-		{"name": "b", "dtype": "string", "hash_buckets": 16}, {"name": "x", "dtype": "float64"}]},
+		{"name": "b", "dtype": "string", "hash_buckets": 16}, {"name": "x", "dtype": "float64"},
+		{"name": "tags", "hash_buckets": 13}]},
 	"model_args": {"ctr_label_name": "click", "cvr_label_name": "conv", "ctr_dnn_units": [8, 1], "cvr_dnn_units": [8, 1]},
 	"train_args": {"epochs": 1, "seed": 5}}') AS model FROM pt_rows r
 UNION ALL
 SELECT 'mmoe', mmoe_train(r, '{"inputs": {"defs": [{"name": "a", "dtype": "int32", "vocab_size": 7},
-		{"name": "b", "dtype": "string", "hash_buckets": 16}, {"name": "x", "dtype": "float64"}],
+		{"name": "b", "dtype": "string", "hash_buckets": 16}, {"name": "x", "dtype": "float64"},
+		{"name": "tags", "hash_buckets": 13}],
 		"groups": {"labels": ["click", "liked"]}},
 	"model_args": {"task_structs": [[4], [4]], "num_experts": 2, "expert_layers": [4],
 		"task_output_act": "sigmoid", "use_wide": false},

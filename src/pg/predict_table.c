@@ -51,7 +51,8 @@ typedef struct score_batch
 	uint32_t   *multi_off;		/* [n_multi, SCORE_BATCH + 1] */
 	int32_t    *multi_ids;		/* feature-major copy of row_ids */
 	size_t		multi_cap;
-	float	   *out;			/* [SCORE_BATCH, n_outputs] */
+	float	   *out;			/* [n_outputs, SCORE_BATCH]: one column per output */
+	float	   *task_rows;		/* [SCORE_BATCH, n_outputs]: mmoe_model_predict's */
 	Datum	   *keys;			/* [SCORE_BATCH] */
 	bool	   *key_nulls;		/* [SCORE_BATCH] */
 } score_batch;
@@ -114,45 +115,46 @@ create_output(const esmm_model *m, text *name, Oid key_type, int32 key_typmod,
 	return qualified;
 }
 
-/* Lays the batch's array ids out feature-major, as the core reads them. */
+/* Lays the batch's array ids out feature-major, as the core reads them:
+ * the encoder appended them row by row. */
 static void
 batch_multi_layout(score_batch *sb, const esmm_model *m, int B)
 {
-	size_t		total = sb->row_ids.len;
-	size_t		used = 0;
+	const uint32_t nm = m->n_multi;
+	uint32_t	pos[ESMM_MAX_FEATURES];	/* where feature k's next id goes */
+	size_t		at = 0;
 
-	if (m->n_multi == 0)
+	if (nm == 0)
 		return;
-	if (total + 1 > sb->multi_cap)
+	if (sb->row_ids.len + 1 > sb->multi_cap)
 	{
-		sb->multi_cap = (total + 1) * 2;
+		sb->multi_cap = (sb->row_ids.len + 1) * 2;
 		sb->multi_ids = sb->multi_ids == NULL ?
 			MemoryContextAllocHuge(sb->cxt, sb->multi_cap * sizeof(int32_t)) :
 			repalloc_huge(sb->multi_ids, sb->multi_cap * sizeof(int32_t));
 	}
-	for (uint32_t k = 0; k < m->n_multi; k++)
+	/* feature k's segment starts after the ids of features 0..k-1 */
+	for (uint32_t k = 0, start = 0; k < nm; k++)
 	{
-		uint32_t   *off = sb->multi_off + (size_t) k * (B + 1);
-		size_t		at = 0;			/* row b's first id in row_ids */
-
+		pos[k] = start;
 		for (int b = 0; b < B; b++)
-		{
-			const uint32_t *c = sb->counts + (size_t) b * m->n_multi;
-			size_t		before = 0;
-
-			for (uint32_t j = 0; j < k; j++)
-				before += c[j];
-			off[b] = (uint32_t) used;
-			memcpy(sb->multi_ids + used, sb->row_ids.ids + at + before, c[k] * sizeof(int32_t));
-			used += c[k];
-			for (uint32_t j = 0; j < m->n_multi; j++)
-				at += c[j];
-		}
-		off[B] = (uint32_t) used;
+			start += sb->counts[(size_t) b * nm + k];
 	}
+	for (int b = 0; b < B; b++)
+		for (uint32_t k = 0; k < nm; k++)
+		{
+			uint32_t	c = sb->counts[(size_t) b * nm + k];
+
+			sb->multi_off[(size_t) k * (B + 1) + b] = pos[k];
+			memcpy(sb->multi_ids + pos[k], sb->row_ids.ids + at, c * sizeof(int32_t));
+			pos[k] += c;
+			at += c;
+		}
+	for (uint32_t k = 0; k < nm; k++)
+		sb->multi_off[(size_t) k * (B + 1) + B] = pos[k];
 }
 
-/* Scores B encoded rows into sb->out [B, n_outputs]. */
+/* Scores B encoded rows into sb->out, one column of B per output. */
 static void
 batch_score(score_batch *sb, esmm_model *m, int B)
 {
@@ -166,16 +168,16 @@ batch_score(score_batch *sb, esmm_model *m, int B)
 	batch.multi_off = sb->multi_off;
 	batch.multi_ids = sb->multi_ids;
 	if (m->kind == ESMM_KIND_MMOE)
-		mmoe_model_predict(m, &batch, sb->out);
-	else
 	{
-		float	   *p = sb->out + (size_t) 3 * B;	/* [3, B] scratch after the rows */
+		const uint32_t T = m->mmoe.n_tasks;
 
-		esmm_model_predict(m, &batch, p, p + B, p + 2 * B);
+		mmoe_model_predict(m, &batch, sb->task_rows);
 		for (int b = 0; b < B; b++)
-			for (int i = 0; i < 3; i++)
-				sb->out[(size_t) b * 3 + i] = p[(size_t) i * B + b];
+			for (uint32_t t = 0; t < T; t++)
+				sb->out[(size_t) t * B + b] = sb->task_rows[(size_t) b * T + t];
 	}
+	else
+		esmm_model_predict(m, &batch, sb->out, sb->out + B, sb->out + 2 * B);
 }
 
 /* Writes B scored rows with one INSERT ... SELECT FROM unnest(...). */
@@ -198,7 +200,7 @@ batch_write(score_batch *sb, SPIPlanPtr insert, int n_out, Oid key_type, int B)
 	{
 		for (int b = 0; b < B; b++)
 		{
-			float		v = sb->out[(size_t) b * n_out + i];
+			float		v = sb->out[(size_t) i * B + b];
 
 			/* a sub-model's missing tower scores NaN: NULL, as esmm_predict */
 			nulls[b] = isnan(v);
@@ -255,7 +257,8 @@ predict_table(FunctionCallInfo fcinfo, bool mmoe)
 	sb.nums = palloc(sizeof(float) * Max(1, (size_t) SCORE_BATCH * m->n_nums));
 	sb.counts = palloc(sizeof(uint32_t) * Max(1, (size_t) SCORE_BATCH * m->n_multi));
 	sb.multi_off = palloc(sizeof(uint32_t) * ((size_t) (SCORE_BATCH + 1) * Max(1, m->n_multi)));
-	sb.out = palloc(sizeof(float) * (size_t) SCORE_BATCH * (n_out + 3));
+	sb.out = palloc(sizeof(float) * (size_t) SCORE_BATCH * n_out);
+	sb.task_rows = palloc(sizeof(float) * (size_t) SCORE_BATCH * n_out);
 	sb.keys = palloc(sizeof(Datum) * SCORE_BATCH);
 	sb.key_nulls = palloc(sizeof(bool) * SCORE_BATCH);
 	sb.cxt = CurrentMemoryContext;
