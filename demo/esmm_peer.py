@@ -31,14 +31,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.metrics import log_loss
+
+from peer_common import (ACTS, csv_list, embed_inputs, encode_features, make_embeddings,
+                         make_mlp, make_optimizers, read_csv, rnd, safe_auc, to_float)
+
+PROG = "esmm_peer"
 
 
 # ----------------------------------------------------------------- arguments
-
-def csv_list(s):
-    return [x.strip() for x in s.split(",") if x.strip()] if s else []
-
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="PyTorch ESMM peer of the esmm extension")
@@ -55,7 +56,7 @@ def parse_args(argv=None):
     p.add_argument("--units", type=lambda s: [int(x) for x in csv_list(s)], default=[64, 32],
                    help="hidden layer widths of each tower, e.g. 64,32")
     p.add_argument("--act", default="lrelu",
-                   choices=["none", "relu", "lrelu", "sigmoid", "tanh", "elu", "gelu", "swish", "silu"])
+                   choices=ACTS)
     p.add_argument("--emb-dim", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--epochs", type=int, default=2)
@@ -81,99 +82,24 @@ def parse_args(argv=None):
 
 # ---------------------------------------------------------------------- data
 
-def read_csv(path, columns):
-    """Read the wanted columns of a CSV with header; returns {col: list of str or None}."""
-    with open(path, newline="") as f:
-        r = csv.reader(f)
-        try:
-            header = next(r)
-        except StopIteration:
-            sys.exit("esmm_peer: %s is empty" % path)
-        idx = {}
-        for c in columns:
-            if c not in header:
-                sys.exit("esmm_peer: column %r not in %s (header: %s)" % (c, path, ",".join(header)))
-            idx[c] = header.index(c)
-        out = {c: [] for c in columns}
-        pairs = list(idx.items())
-        for row in r:
-            if not row:
-                continue
-            for c, i in pairs:
-                v = row[i]
-                out[c].append(v if v != "" else None)
-    return out
-
-
-def to_float(values, name, path):
-    a = np.empty(len(values), dtype=np.float64)
-    for k, v in enumerate(values):
-        if v is None:
-            a[k] = np.nan
-        else:
-            try:
-                a[k] = float(v)
-            except ValueError:
-                sys.exit("esmm_peer: %s: non-numeric value %r in column %r" % (path, v, name))
-    return a
-
-
 def to_label(values, name, path):
-    a = to_float(values, name, path)
+    a = to_float(PROG, values, name, path)
     if np.isnan(a).any():
-        sys.exit("esmm_peer: %s: NULL in label column %r" % (path, name))
+        sys.exit(PROG + ": %s: NULL in label column %r" % (path, name))
     return (a != 0).astype(np.float32)
 
 
 def prepare(args):
     cols = list(dict.fromkeys(args.categorical + args.numeric + [args.click, args.conversion]))
     need_id = bool(args.predictions)
-    tr = read_csv(args.train, cols)
-    te = read_csv(args.test, cols + ([args.id] if need_id and args.id not in cols else []))
+    tr = read_csv(PROG, args.train, cols)
+    te = read_csv(PROG, args.test, cols + ([args.id] if need_id and args.id not in cols else []))
     n_tr = len(tr[args.click])
     n_te = len(te[args.click])
     if n_tr == 0:
-        sys.exit("esmm_peer: no training rows")
+        sys.exit(PROG + ": no training rows")
 
-    # categorical: factorize over train+test values, NULL/unseen -> last row
-    cat_tr = np.zeros((n_tr, len(args.categorical)), dtype=np.int64)
-    cat_te = np.zeros((n_te, len(args.categorical)), dtype=np.int64)
-    vocab_sizes = []
-    for j, c in enumerate(args.categorical):
-        vocab = {}
-        for v in tr[c]:
-            if v is not None and v not in vocab:
-                vocab[v] = len(vocab)
-        for v in te[c]:
-            if v is not None and v not in vocab:
-                vocab[v] = len(vocab)
-        missing = len(vocab)
-        cat_tr[:, j] = [vocab.get(v, missing) if v is not None else missing for v in tr[c]]
-        cat_te[:, j] = [vocab.get(v, missing) if v is not None else missing for v in te[c]]
-        vocab_sizes.append(len(vocab) + 1)
-
-    # numeric: optional signed log1p, standardize with TRAIN mean / population std,
-    # NULL -> 0 after normalization
-    num_tr = np.zeros((n_tr, len(args.numeric)), dtype=np.float32)
-    num_te = np.zeros((n_te, len(args.numeric)), dtype=np.float32)
-    for j, c in enumerate(args.numeric):
-        a = to_float(tr[c], c, args.train)
-        b = to_float(te[c], c, args.test)
-        if c in args.log_numeric:
-            a = np.sign(a) * np.log1p(np.abs(a))
-            b = np.sign(b) * np.log1p(np.abs(b))
-        ok = ~np.isnan(a)
-        if ok.any():
-            mean = float(a[ok].mean())
-            std = float(a[ok].std())          # population std (ddof=0)
-        else:
-            mean, std = 0.0, 1.0
-        if not std > 0 or not math.isfinite(std):
-            std = 1.0
-        a = (a - mean) / std
-        b = (b - mean) / std
-        num_tr[:, j] = np.where(np.isnan(a), 0.0, a)
-        num_te[:, j] = np.where(np.isnan(b), 0.0, b)
+    vocab_sizes, cat_tr, cat_te, num_tr, num_te = encode_features(PROG, args, tr, te, n_tr, n_te)
 
     y_click_tr = to_label(tr[args.click], args.click, args.train)
     y_conv_tr = to_label(tr[args.conversion], args.conversion, args.train)
@@ -188,56 +114,16 @@ def prepare(args):
 
 # --------------------------------------------------------------------- model
 
-def make_act(name):
-    return {
-        "none": None,
-        "relu": nn.ReLU(),
-        "lrelu": nn.LeakyReLU(0.2),          # Keras' LeakyReLU default slope
-        "sigmoid": nn.Sigmoid(),
-        "tanh": nn.Tanh(),
-        "elu": nn.ELU(alpha=1.0),
-        "gelu": nn.GELU(),                   # exact (erf)
-        "swish": nn.SiLU(),
-        "silu": nn.SiLU(),
-    }[name]
-
-
-def glorot_linear(n_in, n_out):
-    lin = nn.Linear(n_in, n_out)
-    nn.init.xavier_uniform_(lin.weight)      # Keras' glorot_uniform
-    nn.init.zeros_(lin.bias)
-    return lin
-
-
-def make_tower(n_in, units, act):
-    layers = []
-    for u in units:
-        layers.append(glorot_linear(n_in, u))
-        a = make_act(act)
-        if a is not None:
-            layers.append(a)
-        n_in = u
-    layers.append(glorot_linear(n_in, 1))
-    return nn.Sequential(*layers)
-
-
 class ESMM(nn.Module):
     def __init__(self, vocab_sizes, n_numeric, emb_dim, units, act, sparse=False):
         super().__init__()
-        self.embs = nn.ModuleList()
-        for v in vocab_sizes:
-            e = nn.Embedding(v, emb_dim, sparse=sparse)
-            nn.init.uniform_(e.weight, -0.05, 0.05)   # Keras' embeddings default
-            self.embs.append(e)
+        self.embs = make_embeddings(vocab_sizes, emb_dim, sparse)
         n_in = len(vocab_sizes) * emb_dim + n_numeric
-        self.ctr = make_tower(n_in, units, act)
-        self.cvr = make_tower(n_in, units, act)
+        self.ctr = make_mlp(n_in, units, act, 1)
+        self.cvr = make_mlp(n_in, units, act, 1)
 
     def forward(self, cat, num):
-        parts = [e(cat[:, j]) for j, e in enumerate(self.embs)]
-        if num.shape[1] > 0:
-            parts.append(num)
-        x = torch.cat(parts, dim=1)
+        x = embed_inputs(self.embs, cat, num)
         return self.ctr(x).squeeze(1), self.cvr(x).squeeze(1)
 
 
@@ -255,17 +141,6 @@ def esmm_loss(a, b, y_click, y_ctcvr):
 
 # ---------------------------------------------------------------------- main
 
-def safe_auc(y, s):
-    y = np.asarray(y)
-    if y.size == 0 or y.min() == y.max():
-        return None
-    return float(roc_auc_score(y, s))
-
-
-def rnd(x, k=6):
-    return None if x is None else round(float(x), k)
-
-
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -274,13 +149,7 @@ def main(argv=None):
     d = prepare(args)
     model = ESMM(d["vocab_sizes"], len(args.numeric), args.emb_dim, args.units, args.act,
                  sparse=args.sparse_embeddings)
-    if args.sparse_embeddings:
-        dense = [p for n_, p in model.named_parameters() if not n_.startswith("embs.")]
-        opts = [torch.optim.Adam(dense, lr=args.lr, betas=(0.9, 0.999), eps=1e-7),
-                torch.optim.SparseAdam(list(model.embs.parameters()), lr=args.lr,
-                                       betas=(0.9, 0.999), eps=1e-7)]
-    else:
-        opts = [torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-7)]
+    opts = make_optimizers(model, args.lr, args.sparse_embeddings)
 
     cat_tr = torch.from_numpy(d["cat_tr"])
     num_tr = torch.from_numpy(d["num_tr"])
@@ -310,7 +179,7 @@ def main(argv=None):
             total += loss.item() * idx.numel()
         epoch_loss.append(total / n)
         if not math.isfinite(epoch_loss[-1]):
-            sys.exit("esmm_peer: training diverged (non-finite loss)")
+            sys.exit(PROG + ": training diverged (non-finite loss)")
     train_seconds = time.perf_counter() - t0
 
     model.eval()

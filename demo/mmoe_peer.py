@@ -49,18 +49,17 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.metrics import log_loss
 
+from peer_common import (ACTS, csv_list, embed_inputs, encode_features, glorot_linear,
+                         make_act, make_embeddings, make_mlp, make_optimizers, read_csv,
+                         rnd, safe_auc, to_float)
 
-ACTS = ["none", "relu", "lrelu", "sigmoid", "tanh", "elu", "gelu", "swish", "silu"]
+PROG = "mmoe_peer"
 TASK_TYPES = ["binary", "regression"]
 
 
 # ----------------------------------------------------------------- arguments
-
-def csv_list(s):
-    return [x.strip() for x in s.split(",") if x.strip()] if s else []
-
 
 def int_list(s):
     try:
@@ -138,104 +137,29 @@ def parse_args(argv=None):
 
 # ---------------------------------------------------------------------- data
 
-def read_csv(path, columns):
-    """Read the wanted columns of a CSV with header; returns {col: list of str or None}."""
-    with open(path, newline="") as f:
-        r = csv.reader(f)
-        try:
-            header = next(r)
-        except StopIteration:
-            sys.exit("mmoe_peer: %s is empty" % path)
-        idx = {}
-        for c in columns:
-            if c not in header:
-                sys.exit("mmoe_peer: column %r not in %s (header: %s)" % (c, path, ",".join(header)))
-            idx[c] = header.index(c)
-        out = {c: [] for c in columns}
-        pairs = list(idx.items())
-        for row in r:
-            if not row:
-                continue
-            for c, i in pairs:
-                v = row[i]
-                out[c].append(v if v != "" else None)
-    return out
-
-
-def to_float(values, name, path):
-    a = np.empty(len(values), dtype=np.float64)
-    for k, v in enumerate(values):
-        if v is None:
-            a[k] = np.nan
-        else:
-            try:
-                a[k] = float(v)
-            except ValueError:
-                sys.exit("mmoe_peer: %s: non-numeric value %r in column %r" % (path, v, name))
-    return a
-
-
 def to_label(values, name, path, task_type):
-    a = to_float(values, name, path)
+    a = to_float(PROG, values, name, path)
     if np.isnan(a).any():
-        sys.exit("mmoe_peer: %s: NULL in label column %r" % (path, name))
+        sys.exit(PROG + ": %s: NULL in label column %r" % (path, name))
     if task_type == "binary":
         if not np.isin(a, (0.0, 1.0)).all():
-            sys.exit("mmoe_peer: %s: binary label %r has values other than 0 and 1" % (path, name))
+            sys.exit(PROG + ": %s: binary label %r has values other than 0 and 1" % (path, name))
     elif not np.isfinite(a).all():
-        sys.exit("mmoe_peer: %s: non-finite value in label column %r" % (path, name))
+        sys.exit(PROG + ": %s: non-finite value in label column %r" % (path, name))
     return a.astype(np.float32)
 
 
 def prepare(args):
     cols = list(dict.fromkeys(args.categorical + args.numeric + args.labels))
     need_id = bool(args.predictions)
-    tr = read_csv(args.train, cols)
-    te = read_csv(args.test, cols + ([args.id] if need_id and args.id not in cols else []))
+    tr = read_csv(PROG, args.train, cols)
+    te = read_csv(PROG, args.test, cols + ([args.id] if need_id and args.id not in cols else []))
     n_tr = len(tr[args.labels[0]])
     n_te = len(te[args.labels[0]])
     if n_tr == 0:
-        sys.exit("mmoe_peer: no training rows")
+        sys.exit(PROG + ": no training rows")
 
-    # categorical: factorize over train+test values, NULL/unseen -> last row
-    cat_tr = np.zeros((n_tr, len(args.categorical)), dtype=np.int64)
-    cat_te = np.zeros((n_te, len(args.categorical)), dtype=np.int64)
-    vocab_sizes = []
-    for j, c in enumerate(args.categorical):
-        vocab = {}
-        for v in tr[c]:
-            if v is not None and v not in vocab:
-                vocab[v] = len(vocab)
-        for v in te[c]:
-            if v is not None and v not in vocab:
-                vocab[v] = len(vocab)
-        missing = len(vocab)
-        cat_tr[:, j] = [vocab.get(v, missing) if v is not None else missing for v in tr[c]]
-        cat_te[:, j] = [vocab.get(v, missing) if v is not None else missing for v in te[c]]
-        vocab_sizes.append(len(vocab) + 1)
-
-    # numeric: optional signed log1p, standardize with TRAIN mean / population std,
-    # NULL -> 0 after normalization
-    num_tr = np.zeros((n_tr, len(args.numeric)), dtype=np.float32)
-    num_te = np.zeros((n_te, len(args.numeric)), dtype=np.float32)
-    for j, c in enumerate(args.numeric):
-        a = to_float(tr[c], c, args.train)
-        b = to_float(te[c], c, args.test)
-        if c in args.log_numeric:
-            a = np.sign(a) * np.log1p(np.abs(a))
-            b = np.sign(b) * np.log1p(np.abs(b))
-        ok = ~np.isnan(a)
-        if ok.any():
-            mean = float(a[ok].mean())
-            std = float(a[ok].std())          # population std (ddof=0)
-        else:
-            mean, std = 0.0, 1.0
-        if not std > 0 or not math.isfinite(std):
-            std = 1.0
-        a = (a - mean) / std
-        b = (b - mean) / std
-        num_tr[:, j] = np.where(np.isnan(a), 0.0, a)
-        num_te[:, j] = np.where(np.isnan(b), 0.0, b)
+    vocab_sizes, cat_tr, cat_te, num_tr, num_te = encode_features(PROG, args, tr, te, n_tr, n_te)
 
     y_tr = np.stack([to_label(tr[c], c, args.train, t)
                      for c, t in zip(args.labels, args.task_types)], axis=1)
@@ -249,42 +173,6 @@ def prepare(args):
 
 
 # --------------------------------------------------------------------- model
-
-def make_act(name):
-    return {
-        "none": None,
-        "relu": nn.ReLU(),
-        "lrelu": nn.LeakyReLU(0.2),          # Keras' LeakyReLU default slope
-        "sigmoid": nn.Sigmoid(),
-        "tanh": nn.Tanh(),
-        "elu": nn.ELU(alpha=1.0),
-        "gelu": nn.GELU(),                   # exact (erf)
-        "swish": nn.SiLU(),
-        "silu": nn.SiLU(),
-    }[name]
-
-
-def glorot_linear(n_in, n_out):
-    lin = nn.Linear(n_in, n_out)
-    nn.init.xavier_uniform_(lin.weight)      # Keras' glorot_uniform
-    nn.init.zeros_(lin.bias)
-    return lin
-
-
-def make_mlp(n_in, units, act, out_width=None):
-    """Linear layers of the given widths, the activation after each; then an
-    optional Linear(-> out_width) without activation."""
-    layers = []
-    for u in units:
-        layers.append(glorot_linear(n_in, u))
-        a = make_act(act)
-        if a is not None:
-            layers.append(a)
-        n_in = u
-    if out_width is not None:
-        layers.append(glorot_linear(n_in, out_width))
-    return nn.Sequential(*layers)
-
 
 class Experts(nn.Module):
     """n_experts MLPs on the same input, evaluated together.
@@ -335,11 +223,7 @@ class MMoE(nn.Module):
     def __init__(self, vocab_sizes, n_numeric, emb_dim, n_experts, expert_units,
                  tower_units, act, n_tasks, sparse=False):
         super().__init__()
-        self.embs = nn.ModuleList()
-        for v in vocab_sizes:
-            e = nn.Embedding(v, emb_dim, sparse=sparse)
-            nn.init.uniform_(e.weight, -0.05, 0.05)   # Keras' embeddings default
-            self.embs.append(e)
+        self.embs = make_embeddings(vocab_sizes, emb_dim, sparse)
         n_in = len(vocab_sizes) * emb_dim + n_numeric
         self.experts = Experts(n_in, n_experts, expert_units, act)
         self.gates = nn.ModuleList([glorot_linear(n_in, n_experts) for _ in range(n_tasks)])
@@ -347,10 +231,7 @@ class MMoE(nn.Module):
                                      for _ in range(n_tasks)])
 
     def forward(self, cat, num):
-        parts = [e(cat[:, j]) for j, e in enumerate(self.embs)]
-        if num.shape[1] > 0:
-            parts.append(num)
-        x = torch.cat(parts, dim=1)
+        x = embed_inputs(self.embs, cat, num)
         ex = self.experts(x)                                  # (E, B, H)
         outs = []
         for gate, tower in zip(self.gates, self.towers):
@@ -373,17 +254,6 @@ def task_losses(out, y, is_binary):
 
 # ---------------------------------------------------------------------- main
 
-def safe_auc(y, s):
-    y = np.asarray(y)
-    if y.size == 0 or y.min() == y.max():
-        return None
-    return float(roc_auc_score(y, s))
-
-
-def rnd(x, k=6):
-    return None if x is None else round(float(x), k)
-
-
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -395,14 +265,7 @@ def main(argv=None):
     model = MMoE(d["vocab_sizes"], len(args.numeric), args.emb_dim, args.experts,
                  args.expert_units, args.tower_units, args.act, n_tasks,
                  sparse=args.sparse_embeddings)
-    if args.sparse_embeddings:
-        dense = [p for n_, p in model.named_parameters() if not n_.startswith("embs.")]
-        opts = [torch.optim.Adam(dense, lr=args.lr, betas=(0.9, 0.999), eps=1e-7)]
-        if len(model.embs):
-            opts.append(torch.optim.SparseAdam(list(model.embs.parameters()), lr=args.lr,
-                                               betas=(0.9, 0.999), eps=1e-7))
-    else:
-        opts = [torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-7)]
+    opts = make_optimizers(model, args.lr, args.sparse_embeddings)
 
     cat_tr = torch.from_numpy(d["cat_tr"])
     num_tr = torch.from_numpy(d["num_tr"])
@@ -419,7 +282,6 @@ def main(argv=None):
     t0 = time.perf_counter()
     for _ in range(args.epochs):
         perm = torch.randperm(n, generator=gen)
-        total = 0.0
         task_total = torch.zeros(n_tasks, dtype=torch.float64)
         for s in range(0, n, bs):
             idx = perm[s:s + bs]
@@ -438,7 +300,7 @@ def main(argv=None):
             epoch_task_loss[t].append(task_mean[t])
         epoch_loss.append(sum(task_mean))
         if not math.isfinite(epoch_loss[-1]):
-            sys.exit("mmoe_peer: training diverged (non-finite loss)")
+            sys.exit(PROG + ": training diverged (non-finite loss)")
     train_seconds = time.perf_counter() - t0
 
     model.eval()
