@@ -23,6 +23,9 @@
 #define ESMM_MAX_LABELS 8       /* labels (tasks) in one model */
 #define ESMM_NAME_LEN 64        /* column names; PostgreSQL's NAMEDATALEN */
 #define ESMM_MAX_EPOCHS 100000  /* train_args.epochs, and epochs in a model */
+/* Below this many rows (batch rows, or touched table rows) a loop runs on
+ * the calling thread: waking the pool costs more than the work. */
+#define ESMM_PARALLEL_MIN_ROWS 256
 
 /* ---------------------------------------------------------------- status */
 

@@ -45,7 +45,7 @@ tower_stack(const esmm_model *m, int t)
 {
 	/* the stack writes activations, never the model's layout */
 	esmm_stack	st = {&m->arch.tower[t], (esmm_layer_ref *) m->layer[t],
-	(esmm_layer_acts *) m->acts[t]};
+	(esmm_layer_acts *) m->acts[t], 0};
 
 	return st;
 }
@@ -495,6 +495,7 @@ esmm_model_free(esmm_model *m)
 	free(m->perm);
 	free(m->best_params);
 	free(m->best_state);
+	free(m->block_grads);
 	free(m->config_json);
 	free(m->report.epochs);
 	mmoe_free_parts(m);
@@ -693,6 +694,11 @@ esmm_model_workspace(esmm_model *m, int max_B, esmm_status *st)
 	if (max_B < 1 || max_B > (1 << 24))
 		return esmm_fail(st, ESMM_ERR_ARGUMENT, "batch size %d is not in 1..%d", max_B, 1 << 24);
 	free_workspace(m);
+	/* the towers read one input buffer when they read the same features */
+	m->shared_input = m->kind != ESMM_KIND_MMOE && m->has_tower[0] && m->has_tower[1] &&
+		m->arch.tower[0].n_inputs == m->arch.tower[1].n_inputs &&
+		memcmp(m->arch.tower[0].inputs, m->arch.tower[1].inputs,
+			   m->arch.tower[0].n_inputs * sizeof(m->arch.tower[0].inputs[0])) == 0;
 
 	/* Two passes over the same carving: the first sizes, the second sets. */
 	for (int pass = 0; pass < 2; pass++)
@@ -705,7 +711,11 @@ esmm_model_workspace(esmm_model *m, int max_B, esmm_status *st)
 		{
 			if (!m->has_tower[t])
 				continue;
-			CARVE(m->input[t], B * m->tower_in[t]);
+			if (t == 1 && m->shared_input)
+				m->input[1] = m->input[0];
+			else
+				CARVE(m->input[t], B * m->tower_in[t]);
+			CARVE(m->d_input[t], B * m->tower_in[t]);
 			{
 				esmm_stack	stack = tower_stack(m, t);
 				float	   *acts;
@@ -735,7 +745,7 @@ esmm_model_workspace(esmm_model *m, int max_B, esmm_status *st)
 			m->work = p;
 		}
 	}
-	m->col_ids = malloc(B * sizeof(int32_t));
+	m->col_ids = malloc((B * (m->n_ids > 0 ? m->n_ids : 1)) * sizeof(int32_t));
 	m->batch_ids = malloc((B * m->n_ids + 1) * sizeof(int32_t));
 	m->batch_multi_off = malloc(((B + 1) * m->n_multi + 1) * sizeof(uint32_t));
 	m->batch_multi_cap = B * (m->n_multi > 0 ? 4 : 0) + 1;
@@ -772,11 +782,16 @@ esmm_model_train_begin(esmm_model *m, const esmm_optim_spec *optim,
 	free(m->m1);
 	free(m->m2);
 	free(m->stamp);
+	free(m->block_grads);
+	/* only ESMM's towers run in row blocks */
+	m->block_grads = model_alloc_floats(m->kind == ESMM_KIND_MMOE ? 1 :
+										ESMM_MAX_BLOCKS * (m->n_params - m->n_embedding));
 	m->grads = model_alloc_floats(m->n_params);
 	m->m1 = model_alloc_floats(m->n_params);
 	m->m2 = model_alloc_floats(m->n_params);
 	m->stamp = calloc(m->n_rows_total + 1, sizeof(uint32_t));
-	if (m->grads == NULL || m->m1 == NULL || m->m2 == NULL || m->stamp == NULL)
+	if (m->grads == NULL || m->m1 == NULL || m->m2 == NULL || m->stamp == NULL ||
+		m->block_grads == NULL)
 		return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for the optimizer state of %zu parameters",
 						 m->n_params);
 	for (size_t i = 0; i < m->n_params; i++)
@@ -820,13 +835,17 @@ clamp_id(int32_t id, uint32_t n_buckets)
 	return (id < 0 || (uint32_t) id > n_buckets) ? (int32_t) n_buckets : id;
 }
 
-static void
-gather_id_column(esmm_model *m, const esmm_batch *batch, uint32_t f)
+/* Feature f's ids for the rows [b0, b1), clamped, into its column of
+ * col_ids ([n_ids, max_B]); returns that column. */
+static const int32_t *
+gather_id_column(esmm_model *m, const esmm_batch *batch, uint32_t f, int b0, int b1)
 {
 	const esmm_feature *ft = &m->schema.features[f];
+	int32_t    *col = m->col_ids + (size_t) m->slot[f] * m->max_B;
 
-	for (int b = 0; b < batch->B; b++)
-		m->col_ids[b] = clamp_id(batch->ids[(size_t) b * m->n_ids + m->slot[f]], ft->n_buckets);
+	for (int b = b0; b < b1; b++)
+		col[b] = clamp_id(batch->ids[(size_t) b * m->n_ids + m->slot[f]], ft->n_buckets);
+	return col;
 }
 
 /* The table feature f reads in role, or ESMM_NO_TABLE. */
@@ -849,10 +868,12 @@ model_input_width(const esmm_model *m, const uint16_t *inputs, uint32_t n,
 }
 
 void
-model_input_forward(esmm_model *m, float *x, int D, const uint16_t *inputs,
-					uint32_t n, esmm_table_role role, const esmm_batch *batch)
+model_input_forward_rows(esmm_model *m, float *x, int D, const uint16_t *inputs,
+						 uint32_t n, esmm_table_role role, const esmm_batch *batch,
+						 int b0, int b1)
 {
 	const int	B = batch->B;
+	const int	rows = b1 - b0;
 	int			c = 0;
 
 	for (uint32_t i = 0; i < n; i++)
@@ -863,37 +884,35 @@ model_input_forward(esmm_model *m, float *x, int D, const uint16_t *inputs,
 		int			dim = t != ESMM_NO_TABLE ? (int) m->table[t].dim : 0;
 
 		if (ft->kind == ESMM_FEAT_CATEGORICAL)
-		{
-			gather_id_column(m, batch, f);
-			esmm_embedding_forward(x + c, m->col_ids, m->params + m->table[t].off, B, dim, D);
-		}
+			esmm_embedding_forward(x + c, gather_id_column(m, batch, f, b0, b1) + b0,
+								   m->params + m->table[t].off, rows, dim, D);
 		else if (ft->kind == ESMM_FEAT_MULTI)
-			esmm_embedding_mean_forward(x + c, batch->multi_off + (size_t) m->slot[f] * (B + 1),
+			esmm_embedding_mean_forward(x + c, batch->multi_off + (size_t) m->slot[f] * (B + 1) + b0,
 										batch->multi_ids, m->params + m->table[t].off,
-										(int32_t) ft->n_buckets, B, dim, D);
+										(int32_t) ft->n_buckets, rows, dim, D);
 		else if (role != ESMM_TABLE_MAIN)
 		{
 			/* a numeric feature's one wide row, scaled by its value */
 			const float *w = m->params + m->table[t].off;
 
-			for (int b = 0; b < B; b++)
+			for (int b = b0; b < b1; b++)
 			{
 				float		v = esmm_feature_normalize(ft, batch->nums[(size_t) b * m->n_nums + m->slot[f]]);
 
 				for (int j = 0; j < dim; j++)
-					x[(size_t) b * D + c + j] = v * w[j];
+					x[(size_t) (b - b0) * D + c + j] = v * w[j];
 			}
 		}
 		else
 		{
 			dim = (int) esmm_feature_width(ft);
-			for (int b = 0; b < B; b++)
+			for (int b = b0; b < b1; b++)
 			{
 				float		raw = batch->nums[(size_t) b * m->n_nums + m->slot[f]];
 
-				x[(size_t) b * D + c] = esmm_feature_normalize(ft, raw);
+				x[(size_t) (b - b0) * D + c] = esmm_feature_normalize(ft, raw);
 				if (ft->null_indicator)
-					x[(size_t) b * D + c + 1] = isnan(raw) ? 1.0f : 0.0f;
+					x[(size_t) (b - b0) * D + c + 1] = isnan(raw) ? 1.0f : 0.0f;
 			}
 		}
 		c += dim;
@@ -901,55 +920,85 @@ model_input_forward(esmm_model *m, float *x, int D, const uint16_t *inputs,
 }
 
 void
+model_input_forward(esmm_model *m, float *x, int D, const uint16_t *inputs,
+					uint32_t n, esmm_table_role role, const esmm_batch *batch)
+{
+	model_input_forward_rows(m, x, D, inputs, n, role, batch, 0, batch->B);
+}
+
+/* Accumulates the columns [c, c + its width) of dx [B, D] into the table
+ * feature f reads in role; returns that width.  Rows are added in batch
+ * order, so the result does not depend on who else runs meanwhile. */
+static int
+input_backward_feature(esmm_model *m, const float *dx, int D, int c, uint32_t f,
+					   esmm_table_role role, const esmm_batch *batch)
+{
+	const int	B = batch->B;
+	const esmm_feature *ft = &m->schema.features[f];
+	uint16_t	t = role_table(m, f, role);
+	int			dim = t != ESMM_NO_TABLE ? (int) m->table[t].dim : 0;
+
+	if (ft->kind == ESMM_FEAT_CATEGORICAL)
+		esmm_embedding_backward(m->grads + m->table[t].off, dx + c,
+								gather_id_column(m, batch, f, 0, B), B, dim, D);
+	else if (ft->kind == ESMM_FEAT_MULTI)
+		esmm_embedding_mean_backward(m->grads + m->table[t].off, dx + c,
+									 batch->multi_off + (size_t) m->slot[f] * (B + 1),
+									 batch->multi_ids, (int32_t) ft->n_buckets,
+									 B, dim, D);
+	else if (role != ESMM_TABLE_MAIN)
+	{
+		float	   *g = m->grads + m->table[t].off;
+
+		for (int b = 0; b < B; b++)
+		{
+			float		v = esmm_feature_normalize(ft, batch->nums[(size_t) b * m->n_nums + m->slot[f]]);
+
+			for (int j = 0; j < dim; j++)
+				g[j] += v * dx[(size_t) b * D + c + j];
+		}
+	}
+	else
+		dim = (int) esmm_feature_width(ft);
+	return dim;
+}
+
+void
 model_input_backward(esmm_model *m, const float *dx, int D, const uint16_t *inputs,
 					 uint32_t n, esmm_table_role role, const esmm_batch *batch)
 {
-	const int	B = batch->B;
 	int			c = 0;
 
 	for (uint32_t i = 0; i < n; i++)
-	{
-		uint32_t	f = inputs[i];
-		const esmm_feature *ft = &m->schema.features[f];
-		uint16_t	t = role_table(m, f, role);
-		int			dim = t != ESMM_NO_TABLE ? (int) m->table[t].dim : 0;
-
-		if (ft->kind == ESMM_FEAT_CATEGORICAL)
-		{
-			gather_id_column(m, batch, f);
-			esmm_embedding_backward(m->grads + m->table[t].off, dx + c, m->col_ids, B, dim, D);
-		}
-		else if (ft->kind == ESMM_FEAT_MULTI)
-			esmm_embedding_mean_backward(m->grads + m->table[t].off, dx + c,
-										 batch->multi_off + (size_t) m->slot[f] * (B + 1),
-										 batch->multi_ids, (int32_t) ft->n_buckets,
-										 B, dim, D);
-		else if (role != ESMM_TABLE_MAIN)
-		{
-			float	   *g = m->grads + m->table[t].off;
-
-			for (int b = 0; b < B; b++)
-			{
-				float		v = esmm_feature_normalize(ft, batch->nums[(size_t) b * m->n_nums + m->slot[f]]);
-
-				for (int j = 0; j < dim; j++)
-					g[j] += v * dx[(size_t) b * D + c + j];
-			}
-		}
-		else
-			dim = (int) esmm_feature_width(ft);
-		c += dim;
-	}
+		c += input_backward_feature(m, dx, D, c, inputs[i], role, batch);
 }
 
-/* Fills ESMM tower t's input [B, D]. */
+/*
+ * model_input_backward for the main tables, a thread per feature: each
+ * feature of one input list has its own table and its own id column, so
+ * threads never write the same memory, and each table sees the rows in
+ * batch order whatever the thread count.
+ */
 static void
-esmm_input_forward(esmm_model *m, int t, const esmm_batch *batch)
+model_input_backward_parallel(esmm_model *m, const float *dx, int D, const uint16_t *inputs,
+							  uint32_t n, const esmm_batch *batch)
 {
-	const esmm_tower_spec *tw = &m->arch.tower[t];
+	int			col[ESMM_MAX_FEATURES];
+	uint8_t		seen[ESMM_MAX_FEATURES] = {0};
+	int			c = 0,
+				distinct = 1;
 
-	model_input_forward(m, m->input[t], (int) m->tower_in[t], tw->inputs, tw->n_inputs,
-						ESMM_TABLE_MAIN, batch);
+	for (uint32_t i = 0; i < n; i++)
+	{
+		col[i] = c;
+		c += (int) esmm_feature_width(&m->schema.features[inputs[i]]);
+		/* a crafted model may list a feature twice: then one thread */
+		distinct &= !seen[inputs[i]];
+		seen[inputs[i]] = 1;
+	}
+#pragma omp parallel for schedule(dynamic, 1) if (batch->B >= ESMM_PARALLEL_MIN_ROWS && n > 1 && distinct)
+	for (int i = 0; i < (int) n; i++)
+		(void) input_backward_feature(m, dx, D, col[i], inputs[i], ESMM_TABLE_MAIN, batch);
 }
 
 /* Marks row id of table t as touched by this step. */
@@ -965,17 +1014,6 @@ touch_row(esmm_model *m, uint16_t t, int32_t id)
 	m->touched_table[m->n_touched] = t;
 	m->touched_row[m->n_touched] = (uint32_t) id;
 	m->n_touched++;
-}
-
-/* Scatters ESMM tower t's input gradient dx [B, D] into the tables. */
-static void
-esmm_input_backward(esmm_model *m, int t, const esmm_batch *batch,
-					const float *dx)
-{
-	const esmm_tower_spec *tw = &m->arch.tower[t];
-
-	model_input_backward(m, dx, (int) m->tower_in[t], tw->inputs, tw->n_inputs,
-						 ESMM_TABLE_MAIN, batch);
 }
 
 /*
@@ -1049,27 +1087,78 @@ model_embedding_touch(esmm_model *m, const esmm_batch *batch)
 
 /* --------------------------------------------------------------- towers */
 
-/* Runs tower t on its assembled input; leaves its logits in m->logit[t]. */
-static void
-esmm_tower_forward(esmm_model *m, int t, int B, int training)
+static int
+towers_use_bn(const esmm_model *m)
 {
-	esmm_stack	stack = tower_stack(m, t);
-	const float *y = esmm_stack_forward(&stack, m->input[t], m->params, m->state, B,
-										training, &m->dropout_rng);
-
-	memcpy(m->logit[t], y, (size_t) B * sizeof(float));
+	for (int t = 0; t < 2; t++)
+		for (uint32_t l = 0; m->has_tower[t] && l < m->arch.tower[t].n_layers; l++)
+			if (m->arch.tower[t].layers[l].use_bn)
+				return 1;
+	return 0;
 }
 
-/* The reverse of esmm_tower_forward: from d_logit[t] to the gradient of
- * the tower input, returned (a [B, D] scratch buffer). */
-static const float *
-esmm_tower_backward(esmm_model *m, int t, int B)
+/*
+ * How a batch of B rows is cut into row blocks (ESMM_BLOCK_ROWS): returns
+ * the number of blocks and sets *rows to the rows of each but the last.
+ * Batch norm in training normalizes over the whole batch: one block.
+ */
+static int
+batch_blocks(const esmm_model *m, int B, int training, int *rows)
 {
-	esmm_stack	stack = tower_stack(m, t);
+	int			n = (B + ESMM_BLOCK_ROWS - 1) / ESMM_BLOCK_ROWS;
 
-	esmm_stack_backward(&stack, m->scratch[0], m->d_logit[t], m->input[t], m->params,
-						m->grads, B, m->scratch[1], m->scratch[2]);
-	return m->scratch[0];
+	if (n > ESMM_MAX_BLOCKS)
+		n = ESMM_MAX_BLOCKS;
+	if (n < 1 || (training && towers_use_bn(m)))
+		n = 1;
+	*rows = (B + n - 1) / n;
+	return (B + *rows - 1) / *rows;
+}
+
+/*
+ * Runs tower t forward on the rows [b0, b1) of the batch: assembles their
+ * input (tower 1 reuses tower 0's when shared_input), then the stack, whose
+ * activations for these rows acts receives; leaves the logits in
+ * m->logit[t][b0 .. b1).  Backward gradients go to grads[o - grad_base].
+ */
+static void
+esmm_tower_forward(esmm_model *m, int t, const esmm_batch *batch, int b0, int b1,
+				   int training, uint64_t *rng, esmm_layer_acts *acts, size_t grad_base)
+{
+	const esmm_tower_spec *tw = &m->arch.tower[t];
+	const int	D = (int) m->tower_in[t];
+	float	   *x = m->input[t] + (size_t) b0 * D;
+	esmm_stack	whole = tower_stack(m, t);
+	esmm_stack	s = esmm_stack_rows(&whole, acts, (size_t) b0, grad_base);
+	const float *y;
+
+	if (!(t == 1 && m->shared_input))
+		model_input_forward_rows(m, x, D, tw->inputs, tw->n_inputs, ESMM_TABLE_MAIN,
+								 batch, b0, b1);
+	y = esmm_stack_forward(&s, x, m->params, m->state, b1 - b0, training, rng);
+	memcpy(m->logit[t] + b0, y, (size_t) (b1 - b0) * sizeof(float));
+}
+
+/*
+ * The reverse of esmm_tower_forward on the same rows, with the acts it
+ * filled: from d_logit[t] to the gradient of the tower input, in
+ * m->d_input[t] rows [b0, b1), accumulating the tower's parameter
+ * gradients into grads[o - grad_base].
+ */
+static void
+esmm_tower_backward(esmm_model *m, int t, int b0, int b1, esmm_layer_acts *acts,
+					float *grads, size_t grad_base)
+{
+	const size_t D = m->tower_in[t];
+	const size_t w = max_width(m);
+	esmm_stack	whole = tower_stack(m, t);
+	esmm_stack	s = {whole.spec, whole.ref, acts, grad_base};
+	float	   *dx = m->scratch[0] + (size_t) b0 * w;
+
+	esmm_stack_backward(&s, dx, m->d_logit[t] + b0, m->input[t] + (size_t) b0 * D,
+						m->params, grads, b1 - b0, m->scratch[1] + (size_t) b0 * w,
+						m->scratch[2] + (size_t) b0 * w);
+	memcpy(m->d_input[t] + (size_t) b0 * D, dx, (size_t) (b1 - b0) * D * sizeof(float));
 }
 
 /* ----------------------------------------------------------------- loss */
@@ -1081,64 +1170,159 @@ sigmoidf(float z)
 }
 
 /*
- * The ESMM objective on the logits of a batch: w1 * loss(click, pctr) +
- * w2 * loss(ctcvr, pctr * pcvr), as a mean over the batch.  Writes
- * d_logit of each tower present.
+ * The ESMM objective on the logits of the rows [b0, b1) of a batch of B:
+ * w1 * loss(click, pctr) + w2 * loss(ctcvr, pctr * pcvr), each row
+ * weighted 1/B.  Writes those rows of d_logit of each tower present and
+ * returns their summed loss (times B: the caller divides).
  */
 static double
-esmm_loss_backward(esmm_model *m, const esmm_batch *batch)
+esmm_loss_backward(esmm_model *m, const esmm_batch *batch, int b0, int b1)
 {
 	const int	B = batch->B;
+	const int	n = b1 - b0;
 	const uint32_t nl = m->schema.n_labels;
 	const float w1 = m->arch.loss_weights[0] / (float) B;
 	const float w2 = m->arch.loss_weights[1] / (float) B;
 	const int	both = m->has_tower[0] && m->has_tower[1];
-	float	   *a = m->logit[0],
-			   *bl = m->logit[1];
+	const float *a = m->logit[0] + b0,
+			   *bl = m->logit[1] + b0;
+	float	   *d0 = m->d_logit[0] + b0,
+			   *d1 = m->d_logit[1] + b0,
+			   *y0 = m->y_task[0] + b0,
+			   *y1 = m->y_task[1] + b0,
+			   *p0 = m->prob[0] + b0,
+			   *p1 = m->prob[1] + b0,
+			   *p2 = m->prob[2] + b0,
+			   *dp = m->dp + b0;
 	double		loss = 0.0;
 
-	for (int b = 0; b < B; b++)
+	for (int b = b0; b < b1; b++)
 	{
 		m->y_task[0][b] = batch->labels[(size_t) b * nl];
 		m->y_task[1][b] = nl > 1 ? batch->labels[(size_t) b * nl + 1] : 0.0f;
 	}
 	if (m->arch.loss == ESMM_LOSS_BCE)
 	{
-		loss += m->arch.loss_weights[0] *
-			esmm_bce_logits(m->d_logit[0], a, m->y_task[0], B, w1);
+		loss += m->arch.loss_weights[0] * esmm_bce_logits(d0, a, y0, n, w1);
 		if (both)
 		{
-			memset(m->d_logit[1], 0, (size_t) B * sizeof(float));
+			memset(d1, 0, (size_t) n * sizeof(float));
 			loss += m->arch.loss_weights[1] *
-				esmm_bce_product_logits(m->d_logit[0], m->d_logit[1], a, bl,
-										m->y_task[1], B, w2);
+				esmm_bce_product_logits(d0, d1, a, bl, y1, n, w2);
 		}
-		return loss / B;
+		return loss;
 	}
 
 	/* MSE on the probabilities, chained through the sigmoids */
-	for (int b = 0; b < B; b++)
-		m->prob[0][b] = sigmoidf(a[b]);
-	loss += m->arch.loss_weights[0] * esmm_mse(m->dp, m->prob[0], m->y_task[0], B, w1);
-	for (int b = 0; b < B; b++)
-		m->d_logit[0][b] = m->dp[b] * m->prob[0][b] * (1.0f - m->prob[0][b]);
+	for (int b = 0; b < n; b++)
+		p0[b] = sigmoidf(a[b]);
+	loss += m->arch.loss_weights[0] * esmm_mse(dp, p0, y0, n, w1);
+	for (int b = 0; b < n; b++)
+		d0[b] = dp[b] * p0[b] * (1.0f - p0[b]);
 	if (both)
 	{
-		for (int b = 0; b < B; b++)
+		for (int b = 0; b < n; b++)
 		{
-			m->prob[1][b] = sigmoidf(bl[b]);
-			m->prob[2][b] = m->prob[0][b] * m->prob[1][b];
+			p1[b] = sigmoidf(bl[b]);
+			p2[b] = p0[b] * p1[b];
 		}
-		loss += m->arch.loss_weights[1] * esmm_mse(m->dp, m->prob[2], m->y_task[1], B, w2);
-		for (int b = 0; b < B; b++)
+		loss += m->arch.loss_weights[1] * esmm_mse(dp, p2, y1, n, w2);
+		for (int b = 0; b < n; b++)
 		{
-			float		p0 = m->prob[0][b],
-						p1 = m->prob[1][b];
-
-			m->d_logit[0][b] += m->dp[b] * p1 * p0 * (1.0f - p0);
-			m->d_logit[1][b] = m->dp[b] * p0 * p1 * (1.0f - p1);
+			d0[b] += dp[b] * p1[b] * p0[b] * (1.0f - p0[b]);
+			d1[b] = dp[b] * p0[b] * p1[b] * (1.0f - p1[b]);
 		}
 	}
+	return loss;
+}
+
+/*
+ * Forward, loss and backward of the rows [b0, b1), block k of the batch:
+ * returns their summed loss.  The block's dense gradients go to grads
+ * (offset by grad_base), its input gradients to d_input; with a shared
+ * input, d_input[0] receives both towers' sum.
+ */
+static double
+esmm_block_forward_backward(esmm_model *m, const esmm_batch *batch, int k, int b0,
+							int b1, float *grads, size_t grad_base)
+{
+	esmm_layer_acts acts[2][ESMM_MAX_LAYERS];
+	/* a dropout stream per step and block: the same masks for any
+	 * thread count */
+	uint64_t	rng = esmm_tensor_stream(m->dropout_rng ^ m->step, (uint64_t) k + 1);
+	double		loss;
+
+	for (int t = 0; t < 2; t++)
+		if (m->has_tower[t])
+			esmm_tower_forward(m, t, batch, b0, b1, 1, &rng, acts[t], grad_base);
+	loss = esmm_loss_backward(m, batch, b0, b1);
+	for (int t = 0; t < 2; t++)
+		if (m->has_tower[t])
+			esmm_tower_backward(m, t, b0, b1, acts[t], grads, grad_base);
+	if (m->shared_input)
+	{
+		const size_t D = m->tower_in[0];
+		float	   *d0 = m->d_input[0] + (size_t) b0 * D;
+		const float *d1 = m->d_input[1] + (size_t) b0 * D;
+
+		for (size_t i = 0; i < (size_t) (b1 - b0) * D; i++)
+			d0[i] += d1[i];
+	}
+	return loss;
+}
+
+/*
+ * ESMM's forward and backward over a batch, in row blocks run by the
+ * OpenMP threads (ESMM_BLOCK_ROWS); returns the data loss, the mean over
+ * the batch.  The blocks' dense gradients are summed in block order and
+ * the input gradients scattered a thread per table, so the result is the
+ * same for any thread count.
+ */
+static double
+esmm_forward_backward(esmm_model *m, const esmm_batch *batch)
+{
+	const int	B = batch->B;
+	const size_t dense = m->n_params - m->n_embedding;
+	double		block_loss[ESMM_MAX_BLOCKS],
+				loss = 0.0;
+	int			rows,
+				n_blocks = batch_blocks(m, B, 1, &rows);
+
+	/* one block writes the model's gradients directly */
+#pragma omp parallel for schedule(dynamic, 1) if (n_blocks > 1)
+	for (int k = 0; k < n_blocks; k++)
+	{
+		int			b0 = k * rows,
+					b1 = b0 + rows < B ? b0 + rows : B;
+		float	   *g = n_blocks > 1 ? m->block_grads + (size_t) k * dense : m->grads + m->n_embedding;
+
+		if (n_blocks > 1)
+			memset(g, 0, dense * sizeof(float));
+		block_loss[k] = esmm_block_forward_backward(m, batch, k, b0, b1, g, m->n_embedding);
+	}
+	for (int k = 0; k < n_blocks; k++)
+		loss += block_loss[k];
+
+	if (n_blocks > 1)
+	{
+		float	   *g = m->grads + m->n_embedding;
+		const long	n = (long) dense;
+
+#pragma omp parallel for schedule(static) if (n >= 65536)
+		for (long i = 0; i < n; i++)
+		{
+			float		sum = 0.0f;
+
+			for (int k = 0; k < n_blocks; k++)
+				sum += m->block_grads[(size_t) k * dense + i];
+			g[i] = sum;
+		}
+	}
+	for (int t = 0; t < 2; t++)
+		if (m->has_tower[t] && !(t == 1 && m->shared_input))
+			model_input_backward_parallel(m, m->d_input[t], (int) m->tower_in[t],
+										  m->arch.tower[t].inputs, m->arch.tower[t].n_inputs,
+										  batch);
 	return loss / B;
 }
 
@@ -1205,18 +1389,9 @@ esmm_model_forward_backward(esmm_model *m, const esmm_batch *batch,
 		return loss + reg + model_embedding_touch(m, batch);
 	}
 
-	for (int t = 0; t < 2; t++)
-		if (m->has_tower[t])
-		{
-			esmm_input_forward(m, t, batch);
-			esmm_tower_forward(m, t, B, 1);
-		}
-	loss = esmm_loss_backward(m, batch);
+	loss = esmm_forward_backward(m, batch);
 	if (data_loss != NULL)
 		*data_loss = loss;
-	for (int t = 0; t < 2; t++)
-		if (m->has_tower[t])
-			esmm_input_backward(m, t, batch, esmm_tower_backward(m, t, B));
 	reg += model_embedding_touch(m, batch);
 
 	for (int t = 0; t < 2; t++)
@@ -1233,21 +1408,49 @@ void
 esmm_model_step(esmm_model *m)
 {
 	size_t		dense = m->n_params - m->n_embedding;
+	esmm_optim_coef c;
+	const long	n_touched = (long) m->n_touched;
 
 	m->step++;
-	esmm_optim_step(&m->optim, m->params + m->n_embedding, m->grads + m->n_embedding,
-					m->m1 + m->n_embedding, m->m2 + m->n_embedding, dense, m->step);
-	for (uint32_t i = 0; i < m->n_touched; i++)
+	esmm_optim_begin(&c, &m->optim, m->step);
+	esmm_optim_apply(&c, m->params + m->n_embedding, m->grads + m->n_embedding,
+					 m->m1 + m->n_embedding, m->m2 + m->n_embedding, dense);
+	/* touched rows are distinct (touch_row), so threads never share one */
+#pragma omp parallel for schedule(static) if (n_touched >= ESMM_PARALLEL_MIN_ROWS)
+	for (long i = 0; i < n_touched; i++)
 	{
 		const esmm_table *tb = &m->table[m->touched_table[i]];
 		size_t		dim = tb->dim;
 		size_t		off = tb->off + (size_t) m->touched_row[i] * dim;
 
-		esmm_optim_step(&m->optim, m->params + off, m->grads + off,
-						m->m1 + off, m->m2 + off, dim, m->step);
+		esmm_optim_apply(&c, m->params + off, m->grads + off, m->m1 + off, m->m2 + off, dim);
 		memset(m->grads + off, 0, dim * sizeof(float));
 	}
 	m->n_touched = 0;
+}
+
+/* Scores the rows [b0, b1) of the batch into the outputs (any NULL). */
+static void
+esmm_predict_rows(esmm_model *m, const esmm_batch *batch, int b0, int b1, float *pctr,
+				  float *pcvr, float *pctcvr)
+{
+	esmm_layer_acts acts[ESMM_MAX_LAYERS];
+
+	for (int t = 0; t < 2; t++)
+		if (m->has_tower[t])
+			esmm_tower_forward(m, t, batch, b0, b1, 0, NULL, acts, 0);
+	for (int b = b0; b < b1; b++)
+	{
+		float		p0 = m->has_tower[0] ? sigmoidf(m->logit[0][b]) : NAN;
+		float		p1 = m->has_tower[1] ? sigmoidf(m->logit[1][b]) : NAN;
+
+		if (pctr)
+			pctr[b] = p0;
+		if (pcvr)
+			pcvr[b] = p1;
+		if (pctcvr)
+			pctcvr[b] = p0 * p1;
+	}
 }
 
 void
@@ -1255,6 +1458,8 @@ esmm_model_predict(esmm_model *m, const esmm_batch *batch, float *pctr,
 				   float *pcvr, float *pctcvr)
 {
 	const int	B = batch->B;
+	int			rows,
+				n_blocks;
 
 	if (m->kind == ESMM_KIND_MMOE)
 	{
@@ -1270,24 +1475,18 @@ esmm_model_predict(esmm_model *m, const esmm_batch *batch, float *pctr,
 		}
 		return;
 	}
-	for (int t = 0; t < 2; t++)
-		if (m->has_tower[t])
-		{
-			esmm_input_forward(m, t, batch);
-			esmm_tower_forward(m, t, B, 0);
-		}
-	for (int b = 0; b < B; b++)
+	/* a row's scores do not depend on the blocks: any thread count gives
+	 * the same; per-row scoring (one block) never enters the pool */
+	n_blocks = batch_blocks(m, B, 0, &rows);
+	if (n_blocks == 1)
 	{
-		float		p0 = m->has_tower[0] ? sigmoidf(m->logit[0][b]) : NAN;
-		float		p1 = m->has_tower[1] ? sigmoidf(m->logit[1][b]) : NAN;
-
-		if (pctr)
-			pctr[b] = p0;
-		if (pcvr)
-			pcvr[b] = p1;
-		if (pctcvr)
-			pctcvr[b] = p0 * p1;
+		esmm_predict_rows(m, batch, 0, B, pctr, pcvr, pctcvr);
+		return;
 	}
+#pragma omp parallel for schedule(dynamic, 1)
+	for (int k = 0; k < n_blocks; k++)
+		esmm_predict_rows(m, batch, k * rows, k * rows + rows < B ? k * rows + rows : B,
+						  pctr, pcvr, pctcvr);
 }
 
 /* -------------------------------------------------------------- trainer */

@@ -82,6 +82,17 @@ typedef enum esmm_table_role
 } esmm_table_role;
 
 #define ESMM_MAX_TABLES (3 * ESMM_MAX_FEATURES)
+
+/*
+ * Row blocks.  An ESMM batch is cut into at most ESMM_MAX_BLOCKS blocks of
+ * at least ESMM_BLOCK_ROWS rows; OpenMP threads take whole blocks, each
+ * running the towers forward and backward with a single-threaded sgemm and
+ * writing its own rows and its own dense gradients.  The cut depends on
+ * the batch size only, and the blocks' gradients are summed in block
+ * order, so training gives the same bits for any thread count.
+ */
+#define ESMM_BLOCK_ROWS 128
+#define ESMM_MAX_BLOCKS 16
 #define ESMM_NO_TABLE 0xFFFF
 
 /*
@@ -164,9 +175,14 @@ typedef struct esmm_model
 	/* workspace for batches of up to max_B rows */
 	int			max_B;
 	float	   *work;			/* one allocation, carved below */
-	float	   *input[2];		/* [B, D] tower input */
+	float	   *input[2];		/* [B, D] tower input; one buffer when
+								 * shared_input */
+	float	   *d_input[2];		/* [B, D] its gradient */
+	int			shared_input;	/* both towers read the same features */
+	float	   *block_grads;	/* [ESMM_MAX_BLOCKS, n_params - n_embedding]
+								 * each row block's dense gradients */
 	float	   *scratch[3];		/* [B, max(D, widths)] backward buffers */
-	int32_t    *col_ids;		/* [B] one id column, contiguous */
+	int32_t    *col_ids;		/* [n_ids, B] the id columns, contiguous */
 	float	   *y_task[2];		/* [B] labels, contiguous */
 	float	   *dp;				/* [B] MSE: gradient on a probability */
 	esmm_layer_acts acts[2][ESMM_MAX_LAYERS];

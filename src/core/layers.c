@@ -42,8 +42,13 @@ esmm_dense_forward(float *y, const float *x, const float *W,
 				y[i] = 0.0f;
 		return;
 	}
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, out, in,
-				1.0f, x, in, W, out, beta, y, out);
+	/* one row (per-row scoring): sgemm would pack W for a single dot per
+	 * column; sgemv reads it once.  y[out] = W^T[out,in] x[in] */
+	if (B == 1)
+		cblas_sgemv(CblasRowMajor, CblasTrans, in, out, 1.0f, W, out, x, 1, beta, y, 1);
+	else
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, out, in,
+					1.0f, x, in, W, out, beta, y, out);
 }
 
 void
@@ -167,7 +172,7 @@ esmm_act_forward(float *y, const float *x, size_t n, esmm_act act)
 			break;
 		case ESMM_ACT_LRELU:
 			for (size_t i = 0; i < n; i++)
-				y[i] = x[i] > 0.0f ? x[i] : ESMM_LRELU_SLOPE * x[i];
+				y[i] = x[i] * (x[i] > 0.0f ? 1.0f : ESMM_LRELU_SLOPE);
 			break;
 		case ESMM_ACT_SIGMOID:
 			for (size_t i = 0; i < n; i++)
@@ -231,7 +236,7 @@ esmm_act_backward(float *dx, const float *dy, const float *x,
 				const float *s = x != NULL ? x : y;
 
 				for (size_t i = 0; i < n; i++)
-					dx[i] = s[i] > 0.0f ? dy[i] : ESMM_LRELU_SLOPE * dy[i];
+					dx[i] = dy[i] * (s[i] > 0.0f ? 1.0f : ESMM_LRELU_SLOPE);
 			}
 			break;
 		case ESMM_ACT_SIGMOID:

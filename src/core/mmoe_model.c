@@ -79,7 +79,7 @@ static esmm_stack
 expert_stack(const esmm_model *m, uint32_t k)
 {
 	const size_t L = m->mmoe.expert.n_layers;
-	esmm_stack	st = {&m->mmoe.expert, m->mm->expert_ref + k * L, m->mm->expert_acts + k * L};
+	esmm_stack	st = {&m->mmoe.expert, m->mm->expert_ref + k * L, m->mm->expert_acts + k * L, 0};
 
 	return st;
 }
@@ -87,7 +87,7 @@ expert_stack(const esmm_model *m, uint32_t k)
 static esmm_stack
 task_stack(const esmm_model *m, uint32_t t)
 {
-	esmm_stack	st = {&m->mmoe.task[t], m->mm->task_ref[t], m->mm->task_acts[t]};
+	esmm_stack	st = {&m->mmoe.task[t], m->mm->task_ref[t], m->mm->task_acts[t], 0};
 
 	return st;
 }

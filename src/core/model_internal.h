@@ -43,6 +43,14 @@ void		model_input_forward(esmm_model *m, float *x, int D,
 								const uint16_t *inputs, uint32_t n,
 								esmm_table_role role, const esmm_batch *batch);
 
+/* model_input_forward for the rows [b0, b1) of the batch only: x points
+ * at row b0's input, [b1 - b0, D].  Calls on disjoint rows may run on
+ * different threads. */
+void		model_input_forward_rows(esmm_model *m, float *x, int D,
+									 const uint16_t *inputs, uint32_t n,
+									 esmm_table_role role, const esmm_batch *batch,
+									 int b0, int b1);
+
 /* The reverse of model_input_forward: accumulates dx [B, D] into the
  * tables' gradients. */
 void		model_input_backward(esmm_model *m, const float *dx, int D,

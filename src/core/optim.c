@@ -23,9 +23,23 @@ esmm_optim_m1_init(const esmm_optim_spec *o)
 }
 
 void
-esmm_optim_step(const esmm_optim_spec *o, float *w, const float *g,
-				float *m1, float *m2, size_t n, uint64_t t)
+esmm_optim_begin(esmm_optim_coef *c, const esmm_optim_spec *o, uint64_t t)
 {
+	c->spec = *o;
+	c->inv_c1 = c->inv_c2 = 1.0f;
+	if (o->kind == ESMM_OPTIM_ADAM)
+	{
+		/* bias corrections folded into the step size, as in Kingma & Ba */
+		c->inv_c1 = (float) (1.0 / (1.0 - pow(o->beta_1, (double) t)));
+		c->inv_c2 = (float) (1.0 / (1.0 - pow(o->beta_2, (double) t)));
+	}
+}
+
+void
+esmm_optim_apply(const esmm_optim_coef *c, float *w, const float *g,
+				 float *m1, float *m2, size_t n)
+{
+	const esmm_optim_spec *o = &c->spec;
 	const float lr = o->learning_rate;
 	const float eps = o->epsilon;
 
@@ -35,11 +49,8 @@ esmm_optim_step(const esmm_optim_spec *o, float *w, const float *g,
 			{
 				const float b1 = o->beta_1;
 				const float b2 = o->beta_2;
-				/* bias corrections folded into the step size, as in Kingma & Ba */
-				const double c1 = 1.0 - pow(b1, (double) t);
-				const double c2 = 1.0 - pow(b2, (double) t);
-				const float inv_c1 = (float) (1.0 / c1);
-				const float inv_c2 = (float) (1.0 / c2);
+				const float inv_c1 = c->inv_c1;
+				const float inv_c2 = c->inv_c2;
 
 				for (size_t i = 0; i < n; i++)
 				{
@@ -74,6 +85,16 @@ esmm_optim_step(const esmm_optim_spec *o, float *w, const float *g,
 			}
 			break;
 	}
+}
+
+void
+esmm_optim_step(const esmm_optim_spec *o, float *w, const float *g,
+				float *m1, float *m2, size_t n, uint64_t t)
+{
+	esmm_optim_coef c;
+
+	esmm_optim_begin(&c, o, t);
+	esmm_optim_apply(&c, w, g, m1, m2, n);
 }
 
 void

@@ -25,6 +25,24 @@
 void		esmm_optim_step(const esmm_optim_spec *o, float *w, const float *g,
 							float *m1, float *m2, size_t n, uint64_t t);
 
+/*
+ * The same update split in two, for a step that updates many runs (the
+ * dense region and every touched embedding row): esmm_optim_begin computes
+ * the step's coefficients (Adam's bias corrections) once, and
+ * esmm_optim_apply updates one run with them.  esmm_optim_step is the two
+ * in a row, with the same results.
+ */
+typedef struct esmm_optim_coef
+{
+	esmm_optim_spec spec;
+	float		inv_c1;			/* adam: 1 / (1 - beta_1^t) */
+	float		inv_c2;			/* adam: 1 / (1 - beta_2^t) */
+} esmm_optim_coef;
+
+void		esmm_optim_begin(esmm_optim_coef *c, const esmm_optim_spec *o, uint64_t t);
+void		esmm_optim_apply(const esmm_optim_coef *c, float *w, const float *g,
+							 float *m1, float *m2, size_t n);
+
 /* Adds the gradients of l1*|w| and l2*w^2 (Keras' regularizers):
  * g += l1*sign(w) + 2*l2*w.  g[n]; w[n]. */
 void		esmm_reg_grad(float *g, const float *w, size_t n, float l1, float l2);

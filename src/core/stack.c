@@ -115,6 +115,28 @@ esmm_stack_carve(esmm_stack *s, float *work, size_t B)
 	}
 }
 
+esmm_stack
+esmm_stack_rows(const esmm_stack *s, esmm_layer_acts *acts, size_t b0, size_t grad_base)
+{
+	esmm_stack	r = {s->spec, s->ref, acts, grad_base};
+
+	for (uint32_t l = 0; l < s->spec->n_layers; l++)
+	{
+		const esmm_layer_acts *a = &s->acts[l];
+		size_t		skip = b0 * s->ref[l].out;
+
+		acts[l] = *a;
+		acts[l].pre = a->pre + skip;
+		acts[l].xhat = a->xhat + skip;
+		acts[l].bn = a->bn + skip;
+		acts[l].act = a->act + skip;
+		acts[l].mask = a->mask + skip;
+		acts[l].drop = a->drop + skip;
+		acts[l].y = NULL;
+	}
+	return r;
+}
+
 const float *
 esmm_stack_forward(const esmm_stack *s, const float *x, const float *params,
 				   float *state, int B, int training, uint64_t *rng)
@@ -180,12 +202,13 @@ esmm_stack_backward(const esmm_stack *s, float *dx, const float *dy,
 		g = sb;
 		if (ly->use_bn)
 		{
-			esmm_bn_backward(sc, grads + r->gamma, grads + r->beta, sb,
+			esmm_bn_backward(sc, grads + (r->gamma - s->grad_base), grads + (r->beta - s->grad_base), sb,
 							 a->xhat, a->inv_std, params + r->gamma, B, (int) r->out);
 			g = sc;
 		}
 		/* dx doubles as the buffer between layers: dy was consumed into sb */
-		esmm_dense_backward(dx, grads + r->W, r->b != ESMM_NO_OFFSET ? grads + r->b : NULL,
+		esmm_dense_backward(dx, grads + (r->W - s->grad_base),
+							r->b != ESMM_NO_OFFSET ? grads + (r->b - s->grad_base) : NULL,
 							g, x_in, params + r->W, B, (int) r->in, (int) r->out);
 		dy = dx;
 	}

@@ -15,6 +15,8 @@ typedef struct esmm_stack
 	const esmm_tower_spec *spec;
 	esmm_layer_ref *ref;		/* [spec->n_layers] tensor offsets */
 	esmm_layer_acts *acts;		/* [spec->n_layers] activations */
+	size_t		grad_base;		/* backward writes the gradient of the tensor at
+								 * offset o to grads[o - grad_base] */
 } esmm_stack;
 
 /* Lays out the stack's tensors for an input of width in: parameters from
@@ -35,6 +37,16 @@ size_t		esmm_stack_acts_size(const esmm_stack *s, size_t B);
 
 /* Points the stack's activations into work (esmm_stack_acts_size floats). */
 void		esmm_stack_carve(esmm_stack *s, float *work, size_t B);
+
+/*
+ * The same stack on the rows b0.. of a batch: acts[n_layers] receives the
+ * stack's activation pointers advanced by b0 rows, and the returned stack
+ * reads them and writes its parameter gradients to grads[o - grad_base].
+ * Row blocks of one batch can then run on different threads.  Batch norm
+ * in training needs the whole batch: such a stack is only run whole.
+ */
+esmm_stack	esmm_stack_rows(const esmm_stack *s, esmm_layer_acts *acts, size_t b0,
+							size_t grad_base);
 
 /*
  * Forward for B rows of x [B, in]; returns the output [B, out of the last

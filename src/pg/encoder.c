@@ -318,30 +318,24 @@ compatible(const esmm_feature *f, type_class actual)
 	return actual == trained;
 }
 
-void
-esmm_encoder_bind(esmm_encoder *enc, const esmm_schema *schema,
-				  HeapTupleHeader tup, bool with_labels,
-				  const uint8_t *label_regression, MemoryContext mcxt)
+/* Binds enc to the columns of td (copied into mcxt); the row type, which
+ * esmm_encoder_matches compares, stays unset. */
+static void
+bind_desc(esmm_encoder *enc, const esmm_schema *schema, TupleDesc td, bool with_labels,
+		  const uint8_t *label_regression, MemoryContext mcxt)
 {
-	Oid			rowtype = HeapTupleHeaderGetTypeId(tup);
-	int32		typmod = HeapTupleHeaderGetTypMod(tup);
-	TupleDesc	td = lookup_rowtype_tupdesc(rowtype, typmod);
 	MemoryContext old = MemoryContextSwitchTo(mcxt);
 	bool		skip = enc->skip_bad_rows;
 
 	memset(enc, 0, sizeof(*enc));
 	enc->skip_bad_rows = skip;
 	enc->schema = schema;
-	enc->rowtypmod = typmod;
-	enc->rowtype_id = assign_record_type_identifier(rowtype, typmod);
 	enc->mcxt = mcxt;
 	enc->tupdesc = CreateTupleDescCopy(td);
-	ReleaseTupleDesc(td);
 	enc->rowtype = InvalidOid;	/* set last: a failed bind must not match */
 	enc->values = palloc(sizeof(Datum) * Max(enc->tupdesc->natts, 1));
 	enc->nulls = palloc(sizeof(bool) * Max(enc->tupdesc->natts, 1));
 	MemoryContextSwitchTo(old);
-
 	esmm_schema_slots(schema, &enc->n_ids, &enc->n_nums, &enc->n_multi, enc->slot);
 	for (uint32_t f = 0; f < schema->n_features; f++)
 	{
@@ -385,7 +379,29 @@ esmm_encoder_bind(esmm_encoder *enc, const esmm_schema *schema,
 		enc->label_regression[i] = label_regression != NULL && label_regression[i];
 		enc->label_type[i] = column_type(enc->tupdesc, enc->label_attnum[i]);
 	}
+}
+
+void
+esmm_encoder_bind(esmm_encoder *enc, const esmm_schema *schema,
+				  HeapTupleHeader tup, bool with_labels,
+				  const uint8_t *label_regression, MemoryContext mcxt)
+{
+	Oid			rowtype = HeapTupleHeaderGetTypeId(tup);
+	int32		typmod = HeapTupleHeaderGetTypMod(tup);
+	TupleDesc	td = lookup_rowtype_tupdesc_copy(rowtype, typmod);
+
+	bind_desc(enc, schema, td, with_labels, label_regression, mcxt);
+	FreeTupleDesc(td);
+	enc->rowtypmod = typmod;
+	enc->rowtype_id = assign_record_type_identifier(rowtype, typmod);
 	enc->rowtype = rowtype;
+}
+
+void
+esmm_encoder_bind_desc(esmm_encoder *enc, const esmm_schema *schema, TupleDesc td,
+					   MemoryContext mcxt)
+{
+	bind_desc(enc, schema, td, false, NULL, mcxt);
 }
 
 bool

@@ -88,6 +88,11 @@ void		esmm_encoder_bind(esmm_encoder *enc, const esmm_schema *schema,
 							  HeapTupleHeader tup, bool with_labels,
 							  const uint8_t *label_regression, MemoryContext mcxt);
 
+/* The same for rows of the plain tuple descriptor td (SPI's result rows),
+ * without labels; such a binding never matches a row type. */
+void		esmm_encoder_bind_desc(esmm_encoder *enc, const esmm_schema *schema,
+								   TupleDesc td, MemoryContext mcxt);
+
 /* True when tup has the row type enc was bound to. */
 bool		esmm_encoder_matches(const esmm_encoder *enc, HeapTupleHeader tup);
 

@@ -237,9 +237,10 @@ PG_FUNCTION_INFO_V1(esmm_model_fingerprint);
 
 /*
  * esmm_model_fingerprint(model bytea) -> text: the md5 of the model with
- * the report's wall-clock durations zeroed, so that two trainings with the
- * same seed, rows and thread count compare equal although they took
- * different times.
+ * the report's wall-clock durations and thread count zeroed, so that two
+ * trainings with the same seed and rows compare equal although they took
+ * different times on different thread counts (ESMM's row blocks make the
+ * weights independent of the thread count).
  */
 Datum
 esmm_model_fingerprint(PG_FUNCTION_ARGS)
@@ -252,6 +253,7 @@ esmm_model_fingerprint(PG_FUNCTION_ARGS)
 	const char *errstr = NULL;
 
 	m->report.seconds = 0.0;
+	m->report.threads = 0;
 	for (uint32_t e = 0; e < m->report.n_epochs; e++)
 		m->report.epochs[e].seconds = 0.0;
 	canonical = esmm_model_to_bytea(m, false);

@@ -11,8 +11,12 @@
  * SELECT privilege, creating the output needs CREATE on the schema, and
  * nothing is SECURITY DEFINER.  The source is read through a cursor in
  * batches of SCORE_BATCH rows; each batch is encoded, scored with the
- * batched (sgemm) forward pass, and written with one INSERT ... SELECT
- * FROM unnest(...).  The statement is one transaction: a cancel between
+ * batched (sgemm) forward pass, and written to the output table, which
+ * this call created and owns, with table_multi_insert as COPY does: one
+ * WAL record per page instead of an executor round per row.  Should the
+ * new table have gained an index, a trigger or row security meanwhile (an
+ * event trigger), each batch goes through INSERT ... SELECT FROM
+ * unnest(...) instead.  The statement is one transaction: a cancel between
  * batches leaves no output table behind.
  */
 #include "postgres.h"
@@ -20,7 +24,12 @@
 #include <math.h>
 
 #include "access/htup_details.h"
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
+#include "executor/tuptable.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -31,6 +40,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
+#include "utils/typcache.h"
 #include "utils/varlena.h"
 
 #include "encoder.h"
@@ -180,6 +190,76 @@ batch_score(score_batch *sb, esmm_model *m, int B)
 		esmm_model_predict(m, &batch, sb->out, sb->out + B, sb->out + 2 * B);
 }
 
+/* The output table, written directly when nothing but its heap needs to
+ * see the rows. */
+typedef struct output_writer
+{
+	Relation	rel;			/* NULL: write through SPI */
+	TupleTableSlot **slots;		/* [SCORE_BATCH] */
+	BulkInsertState bistate;
+	CommandId	cid;
+} output_writer;
+
+static void
+output_writer_open(output_writer *w, const char *qualified)
+{
+	Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(qualified)),
+										 NoLock, false);
+	Relation	rel = table_open(relid, RowExclusiveLock);
+
+	memset(w, 0, sizeof(*w));
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relhasindex ||
+		rel->rd_rel->relhastriggers || rel->rd_rel->relrowsecurity ||
+		rel->rd_att->constr != NULL)
+	{
+		table_close(rel, RowExclusiveLock);
+		return;
+	}
+	w->rel = rel;
+	w->slots = palloc(sizeof(TupleTableSlot *) * SCORE_BATCH);
+	for (int i = 0; i < SCORE_BATCH; i++)
+		w->slots[i] = MakeSingleTupleTableSlot(RelationGetDescr(rel), table_slot_callbacks(rel));
+	w->bistate = GetBulkInsertState();
+	w->cid = GetCurrentCommandId(true);
+}
+
+static void
+output_writer_close(output_writer *w)
+{
+	if (w->rel == NULL)
+		return;
+	for (int i = 0; i < SCORE_BATCH; i++)
+		ExecDropSingleTupleTableSlot(w->slots[i]);
+	FreeBulkInsertState(w->bistate);
+	table_finish_bulk_insert(w->rel, 0);
+	table_close(w->rel, NoLock);
+	w->rel = NULL;
+}
+
+/* Writes B scored rows straight into the output table's heap. */
+static void
+batch_write_direct(score_batch *sb, output_writer *w, int n_out, int B)
+{
+	for (int b = 0; b < B; b++)
+	{
+		TupleTableSlot *slot = w->slots[b];
+
+		ExecClearTuple(slot);
+		slot->tts_values[0] = sb->keys[b];
+		slot->tts_isnull[0] = sb->key_nulls[b];
+		for (int i = 0; i < n_out; i++)
+		{
+			float		v = sb->out[(size_t) i * B + b];
+
+			/* a sub-model's missing tower scores NaN: NULL, as esmm_predict */
+			slot->tts_isnull[1 + i] = isnan(v);
+			slot->tts_values[1 + i] = Float4GetDatum(v);
+		}
+		ExecStoreVirtualTuple(slot);
+	}
+	table_multi_insert(w->rel, w->slots, B, w->cid, 0, w->bistate);
+}
+
 /* Writes B scored rows with one INSERT ... SELECT FROM unnest(...). */
 static void
 batch_write(score_batch *sb, SPIPlanPtr insert, int n_out, Oid key_type, int B)
@@ -239,6 +319,7 @@ predict_table(FunctionCallInfo fcinfo, bool mmoe)
 	StringInfoData sql;
 	int64		written = 0;
 	bool		bound = false;
+	output_writer writer;
 
 	esmm_threads_prepare();
 	h = esmm_model_from_bytea(b, SCORE_BATCH, CurrentMemoryContext);
@@ -282,12 +363,26 @@ predict_table(FunctionCallInfo fcinfo, bool mmoe)
 	insert = SPI_prepare(sql.data, 1 + n_out, argtypes);
 	if (insert == NULL)
 		elog(ERROR, "could not prepare the insert into %s", out_name);
+	output_writer_open(&writer, out_name);
 
-	/* the whole row as a record, for the encoder that finds columns by name */
-	resetStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT s.%s, s FROM %s s", quote_identifier(key),
-					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(source)),
-												get_rel_name(source)));
+	/*
+	 * The key and the columns the model reads, found and type-checked by
+	 * binding the encoder to the table's row type first, so that a missing
+	 * or mistyped column gets the encoder's own error.
+	 */
+	{
+		TupleDesc	rel_desc = lookup_rowtype_tupdesc_copy(get_rel_type_id(source), -1);
+
+		esmm_encoder_bind_desc(&enc, &m->schema, rel_desc, CurrentMemoryContext);
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "SELECT s.%s", quote_identifier(key));
+		for (uint32_t f = 0; f < m->schema.n_features; f++)
+			appendStringInfo(&sql, ", s.%s",
+							 quote_identifier(NameStr(TupleDescAttr(rel_desc, enc.attnum[f])->attname)));
+		appendStringInfo(&sql, " FROM %s s",
+						 quote_qualified_identifier(get_namespace_name(get_rel_namespace(source)),
+													get_rel_name(source)));
+	}
 	cursor = SPI_cursor_open_with_args(NULL, sql.data, 0, NULL, NULL, NULL, true, 0);
 
 	for (;;)
@@ -306,30 +401,30 @@ predict_table(FunctionCallInfo fcinfo, bool mmoe)
 		{
 			HeapTuple	t = SPI_tuptable->vals[r];
 			TupleDesc	td = SPI_tuptable->tupdesc;
-			bool		isnull;
-			Datum		k = SPI_getbinval(t, td, 1, &sb.key_nulls[r]);
-			Datum		row = SPI_getbinval(t, td, 2, &isnull);
-			HeapTupleHeader tup = DatumGetHeapTupleHeader(row);
 
 			/* the fetched tuples live until the batch is written */
-			sb.keys[r] = k;
+			sb.keys[r] = SPI_getbinval(t, td, 1, &sb.key_nulls[r]);
 			if (!bound)
 			{
-				/* bound once: every row of the source has its type */
-				esmm_encoder_bind(&enc, &m->schema, tup, false, NULL, sb.cxt);
+				/* the result's columns, found by name as in the table */
+				esmm_encoder_bind_desc(&enc, &m->schema, td, sb.cxt);
 				bound = true;
 			}
-			(void) esmm_encode_row(&enc, tup, sb.ids + r * m->n_ids, sb.nums + r * m->n_nums,
+			(void) esmm_encode_row(&enc, t->t_data, sb.ids + r * m->n_ids, sb.nums + r * m->n_nums,
 								   &sb.row_ids, sb.counts + r * m->n_multi, NULL);
 		}
 		batch_score(&sb, m, (int) B);
-		batch_write(&sb, insert, n_out, key_type, (int) B);
+		if (writer.rel != NULL)
+			batch_write_direct(&sb, &writer, n_out, (int) B);
+		else
+			batch_write(&sb, insert, n_out, key_type, (int) B);
 		written += (int64) B;
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(batch_cxt);
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(cursor);
+	output_writer_close(&writer);
 	SPI_finish();
 	esmm_handle_release(h);
 	return written;

@@ -3,7 +3,7 @@
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(14);
+SELECT plan(15);
 
 CREATE TEMP TABLE m AS SELECT model FROM tap_models WHERE name = 'v1';
 CREATE TEMP TABLE h AS
@@ -47,6 +47,16 @@ SELECT isnt((SELECT esmm_model_fingerprint(esmm_train(i, (SELECT cfg FROM tap_co
 		  (SELECT esmm_model_fingerprint(esmm_train(i, (SELECT cfg FROM tap_config) || '{"train_args": {"epochs": 1, "seed": 2}}'))
 		   FROM imp i WHERE split = 'train' AND id % 4 = 0),
 	'another seed gives other bytes');
+-- row blocks: batches of 512 are cut into 4 blocks whatever the thread
+-- count, and their gradients summed in block order
+SET esmm.threads = 1;
+CREATE TEMP TABLE tap_fp1 AS SELECT esmm_model_fingerprint(esmm_train(i, (SELECT cfg FROM tap_config) || '{"train_args": {"epochs": 1, "batch_size": 512}}')) AS fp
+	FROM imp i WHERE split = 'train';
+SET esmm.threads = 2;
+CREATE TEMP TABLE tap_fp2 AS SELECT esmm_model_fingerprint(esmm_train(i, (SELECT cfg FROM tap_config) || '{"train_args": {"epochs": 1, "batch_size": 512}}')) AS fp
+	FROM imp i WHERE split = 'train';
+RESET esmm.threads;
+SELECT is((SELECT fp FROM tap_fp2), (SELECT fp FROM tap_fp1), 'two threads train the same model as one');
 
 -- scoring a stored model row by row equals scoring it as a literal
 SELECT is((SELECT count(*) FROM imp i JOIN tap_scores s USING (id),

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <omp.h>
 
 #include "unit.h"
 #include "esmm_model.h"
@@ -478,6 +479,147 @@ test_forward_backward_repeatable(void)
 	free(g1);
 	free(before);
 	esmm_model_free(m);
+}
+
+/* ---------------------------------------------------------- row blocks */
+
+/* A batch of n rows cycling through the six hand rows. */
+typedef struct big_batch
+{
+	int32_t    *ids;
+	float	   *nums;
+	float	   *labels;
+	uint32_t   *multi_off;
+	int32_t    *multi_ids;
+	esmm_batch	b;
+} big_batch;
+
+static void
+make_big_batch(big_batch *bb, int n)
+{
+	hand_batch	hb;
+	uint32_t	at = 0;
+
+	make_batch(&hb);
+	bb->ids = malloc(sizeof(int32_t) * 2 * n);
+	bb->nums = malloc(sizeof(float) * n);
+	bb->labels = malloc(sizeof(float) * 2 * n);
+	bb->multi_off = malloc(sizeof(uint32_t) * (n + 1));
+	bb->multi_ids = malloc(sizeof(int32_t) * 3 * n);
+	for (int r = 0; r < n; r++)
+	{
+		int			h = r % HB_ROWS;
+
+		memcpy(bb->ids + 2 * r, hb.ids + 2 * h, 2 * sizeof(int32_t));
+		memcpy(bb->labels + 2 * r, hb.labels + 2 * h, 2 * sizeof(float));
+		/* vary the price so that no two blocks see the same rows */
+		bb->nums[r] = isnan(hb.nums[h]) ? NAN : hb.nums[h] + 0.01f * (float) (r % 17);
+		bb->multi_off[r] = at;
+		for (uint32_t k = hb.multi_off[h]; k < hb.multi_off[h + 1]; k++)
+			bb->multi_ids[at++] = hb.multi_ids[k];
+	}
+	bb->multi_off[n] = at;
+	bb->b.B = n;
+	bb->b.ids = bb->ids;
+	bb->b.nums = bb->nums;
+	bb->b.labels = bb->labels;
+	bb->b.multi_off = bb->multi_off;
+	bb->b.multi_ids = bb->multi_ids;
+}
+
+static void
+free_big_batch(big_batch *bb)
+{
+	free(bb->ids);
+	free(bb->nums);
+	free(bb->labels);
+	free(bb->multi_off);
+	free(bb->multi_ids);
+}
+
+/*
+ * A batch of three row blocks (ESMM_BLOCK_ROWS): its gradients agree with
+ * central differences, and training and scoring give the same bits on one
+ * thread and on two, with dropout too, for towers with their own inputs
+ * and for towers that share one.
+ */
+static void
+test_row_blocks(void)
+{
+	const int	B = 2 * ESMM_BLOCK_ROWS + 7;
+	big_batch	bb;
+
+	make_big_batch(&bb, B);
+	for (int variant = 0; variant < 3; variant++)
+	{
+		const int	shared = variant == 1;
+		const float dropout = variant == 2 ? 0.3f : 0.0f;
+		esmm_schema s;
+		esmm_arch	a;
+		esmm_model *m;
+		float	   *g1,
+				   *p1,
+				   *p2;
+		double		obj1,
+					obj2;
+		char		name[96];
+
+		make_schema(&s);
+		make_arch(&a, ESMM_LOSS_BCE, dropout);
+		/* batch norm in training takes the whole batch as one block */
+		for (int t = 0; t < 2; t++)
+			for (uint32_t l = 0; l < a.tower[t].n_layers; l++)
+				a.tower[t].layers[l].use_bn = 0;
+		if (shared)
+		{
+			a.tower[1].n_inputs = a.tower[0].n_inputs;
+			memcpy(a.tower[1].inputs, a.tower[0].inputs, sizeof(a.tower[0].inputs));
+		}
+		m = new_model(&s, &a, ESMM_KIND_ESMM, ESMM_OPTIM_ADAM, 0.0f, B, SEED);
+		if (m == NULL)
+			break;
+		CHECK(m->shared_input == shared, "variant %d: shared_input is %d", variant, m->shared_input);
+
+		omp_set_num_threads(1);
+		obj1 = esmm_model_forward_backward(m, &bb.b, NULL);
+		g1 = copy_floats(m->grads, m->n_params);
+		omp_set_num_threads(2);
+		obj2 = esmm_model_forward_backward(m, &bb.b, NULL);
+		CHECK(obj1 == obj2 && memcmp(g1, m->grads, m->n_params * sizeof(float)) == 0,
+			  "variant %d: 1 and 2 threads differ (objective %.17g vs %.17g)", variant, obj1, obj2);
+
+		p1 = malloc(sizeof(float) * 3 * B);
+		p2 = malloc(sizeof(float) * 3 * B);
+		omp_set_num_threads(1);
+		esmm_model_predict(m, &bb.b, p1, p1 + B, p1 + 2 * B);
+		omp_set_num_threads(2);
+		esmm_model_predict(m, &bb.b, p2, p2 + B, p2 + 2 * B);
+		CHECK(memcmp(p1, p2, sizeof(float) * 3 * B) == 0, "variant %d: scores differ by thread count",
+			  variant);
+
+		/* dropout masks are drawn again per call: no central differences */
+		if (dropout == 0.0f)
+		{
+			for (int t = 0; t < 2; t++)
+				for (uint32_t l = 0; l < a.tower[t].n_layers; l++)
+				{
+					const esmm_layer_ref *r = &m->layer[t][l];
+					double		g;
+
+					snprintf(name, sizeof(name), "row blocks variant %d: tower %d layer %u W", variant, t, l);
+					g = check_fd_range(m, &bb.b, g1, r->W, (size_t) r->in * r->out, 1, name);
+					CHECK(g >= GRAD_FLOOR, "%s has no gradient (%g)", name, g);
+				}
+			snprintf(name, sizeof(name), "row blocks variant %d: ad row 1", variant);
+			CHECK(check_fd_range(m, &bb.b, g1, m->emb_off[0] + 3, 3, 0, name) >= GRAD_FLOOR,
+				  "%s has no gradient", name);
+		}
+		free(g1);
+		free(p1);
+		free(p2);
+		esmm_model_free(m);
+	}
+	free_big_batch(&bb);
 }
 
 /* ------------------------------------------------------ initialization */
@@ -1972,6 +2114,7 @@ suite_model(void)
 {
 	test_gradients();
 	test_forward_backward_repeatable();
+	test_row_blocks();
 	test_init();
 	test_sparse_updates();
 	test_training();

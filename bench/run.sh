@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The performance benchmark of SPEC §8 and issue 5: `make bench`.  Not part
+# of the test suite; it takes about three minutes on the 2-core machine.
+#
+#   BENCH_ROWS=200000 BENCH_EPOCHS=2 BENCH_THREADS="1 2" BENCH_MMOE=1 make bench
+#
+# Starts its own cluster (.tmp/pg-54359), generates the demo impressions
+# (demo/gen_impressions.sql, data seed 42, 80/20 split), and for each thread
+# count runs side by side on the same rows and the same cores:
+#   - training: esmm_train over the train split, the whole SQL statement
+#     (scan, encode, epochs, serialize), against demo/esmm_peer.py, the
+#     PyTorch ESMM of the same architecture (Debian's python3-torch,
+#     torch.set_num_threads = esmm.threads), its training loop alone; test
+#     AUCs of both;
+#   - table scoring: esmm_predict_table over the test split (best of 5)
+#     against PyTorch batch inference of the same rows (batches of 4096),
+#     and the floor: a bare count(*) of the same table (best of 5) plus the
+#     forward FLOPs at the sgemm rate bench/sgemm_rate measures here;
+#   - per-row esmm_predict over the test split (best of 5), summed in SQL so
+#     that no output table is written;
+#   - determinism: the model's fingerprint trained twice, and across thread
+#     counts; scores of esmm_predict_table at each thread count against the
+#     first.
+# Then, with BENCH_MMOE=1, bench/mmoe_quality.sh with one seed (MMoE on
+# census-income against the PyTorch MMoE).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+rows=${BENCH_ROWS:-200000}
+epochs=${BENCH_EPOCHS:-2}
+threads_list=${BENCH_THREADS:-"1 2"}
+run_mmoe=${BENCH_MMOE:-1}
+export ESMM_PGPORT=${ESMM_PGPORT:-54359}
+# Debian's torch multiplies with the pthread OpenBLAS, whose own pool fights
+# torch's threads: one BLAS thread, and torch's own threads as asked
+export OPENBLAS_NUM_THREADS=1
+work="$root/.tmp/bench-perf"
+OPENBLAS=/usr/lib/x86_64-linux-gnu/openblas-openmp
+
+bash test/install_deps.sh python3-torch python3-sklearn python3-numpy
+make -s >/dev/null && make -s install >/dev/null
+rm -rf "$work" && mkdir -p "$work"
+cc -O2 -fopenmp -I/usr/include/x86_64-linux-gnu/openblas-openmp -o "$work/sgemm_rate" bench/sgemm_rate.c \
+	-L"$OPENBLAS" -Wl,-rpath,"$OPENBLAS" -lopenblas
+test/cluster.sh start >/dev/null
+trap 'test/cluster.sh stop >/dev/null' EXIT
+eval "$(test/cluster.sh env)"
+psql -qX -d postgres -c "CREATE DATABASE esmm_bench"
+export PGDATABASE=esmm_bench
+psql -qX -v ON_ERROR_STOP=1 -c "CREATE EXTENSION esmm"
+psql -qX -v ON_ERROR_STOP=1 -v n_rows="$rows" -v seed=42 -v table=impressions -f demo/gen_impressions.sql >/dev/null
+cols="id, user_id, item_id, category, hour, device, user_age, item_price, user_hist_ctr, click, conversion"
+psql -qX -v ON_ERROR_STOP=1 <<SQL
+CREATE TABLE train_rows AS SELECT $cols FROM impressions WHERE split = 'train' ORDER BY id;
+CREATE TABLE test_rows AS SELECT $cols FROM impressions WHERE split = 'test' ORDER BY id;
+VACUUM ANALYZE train_rows, test_rows;
+\\copy train_rows TO '$work/train.csv' CSV HEADER
+\\copy test_rows TO '$work/test.csv' CSV HEADER
+SQL
+cfg=$(/usr/bin/python3 -c 'import json,sys; c=json.load(open("demo/esmm_config.json")); c["train_args"]["epochs"]=int(sys.argv[1]); c["train_args"]["seed"]=1; print(json.dumps(c))' "$epochs")
+
+for th in $threads_list; do
+	# sgemm rate on the towers' forward shapes (43 inputs -> 64 -> 32 -> 1)
+	OMP_NUM_THREADS=$th "$work/sgemm_rate" 4096 43 64 32 1 > "$work/sgemm-$th.txt"
+	psql -qX -v ON_ERROR_STOP=1 -v cfg="$cfg" -v th="$th" <<'SQL' > "$work/esmm-$th.json"
+SET esmm.threads = :th;
+SET client_min_messages = warning;
+\pset tuples_only on
+\pset format unaligned
+CREATE TEMP TABLE timing (what text, seconds float8);
+CREATE FUNCTION pg_temp.best_of(what text, setup text, sql text, n int) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz; best float8 := 'infinity';
+BEGIN
+  FOR i IN 1..n LOOP
+    IF setup <> '' THEN EXECUTE setup; END IF;
+    t0 := clock_timestamp();
+    EXECUTE sql;
+    best := least(best, extract(epoch FROM clock_timestamp() - t0));
+  END LOOP;
+  INSERT INTO timing VALUES (what, best);
+END $$;
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+CREATE TEMP TABLE model AS SELECT esmm_train(r, :'cfg') AS m FROM train_rows r;
+SELECT extract(epoch FROM clock_timestamp()) AS t1 \gset
+CREATE TEMP TABLE model2 AS SELECT esmm_train(r, :'cfg') AS m FROM train_rows r;
+SELECT pg_temp.best_of('count', '', 'SELECT count(*) FROM test_rows', 5);
+SELECT pg_temp.best_of('table', 'DROP TABLE IF EXISTS scored', 'SELECT esmm_predict_table((SELECT m FROM model), ''test_rows'', ''id'', ''scored'')', 5);
+SELECT pg_temp.best_of('per_row', '', 'SELECT sum(p.pctr) FROM test_rows r, LATERAL esmm_predict((SELECT m FROM model), r) p', 5);
+CREATE TABLE IF NOT EXISTS public.scores_first (id bigint, pctr real, pcvr real, pctcvr real);
+SELECT json_build_object(
+  'train_seconds', :t1 - :t0,
+  'rows_train', (SELECT count(*) FROM train_rows),
+  'rows_test', (SELECT count(*) FROM test_rows),
+  'fingerprint', (SELECT esmm_model_fingerprint(m) FROM model),
+  'same_twice', (SELECT esmm_model_fingerprint(a.m) = esmm_model_fingerprint(b.m) FROM model a, model2 b),
+  'count_seconds', (SELECT seconds FROM timing WHERE what = 'count'),
+  'table_seconds', (SELECT seconds FROM timing WHERE what = 'table'),
+  'per_row_seconds', (SELECT seconds FROM timing WHERE what = 'per_row'),
+  'auc_ctr', (SELECT auc(s.pctr, r.click) FROM scored s JOIN test_rows r USING (id)),
+  'auc_ctcvr', (SELECT auc(s.pctcvr, r.click * r.conversion) FROM scored s JOIN test_rows r USING (id)),
+  'auc_cvr_clicked', (SELECT auc(s.pcvr, r.conversion) FILTER (WHERE r.click = 1) FROM scored s JOIN test_rows r USING (id)),
+  'max_diff_vs_first', (SELECT CASE WHEN count(*) = 0 THEN NULL ELSE greatest(max(abs(s.pctr - f.pctr)), max(abs(s.pcvr - f.pcvr)), max(abs(s.pctcvr - f.pctcvr))) END
+                        FROM scored s JOIN public.scores_first f USING (id)));
+INSERT INTO public.scores_first SELECT * FROM scored WHERE NOT EXISTS (SELECT 1 FROM public.scores_first);
+SQL
+	/usr/bin/python3 demo/esmm_peer.py --train "$work/train.csv" --test "$work/test.csv" \
+		--categorical user_id,item_id,category,hour,device --numeric user_age,item_price,user_hist_ctr \
+		--log-numeric item_price --click click --conversion conversion --units 64,32 --act lrelu \
+		--emb-dim 8 --batch-size 512 --epochs "$epochs" --lr 0.001 --threads "$th" --seed 1 \
+		> "$work/torch-$th.json"
+done
+
+/usr/bin/python3 - "$work" "$epochs" "$threads_list" <<'PY'
+import json, sys
+work, epochs, threads = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
+last = lambda f: json.loads(open(f).read().strip().splitlines()[-1])
+print(f"esmm benchmark: demo impressions, towers 64-32 lrelu over 5 embeddings x 8 + 3 numerics, "
+      f"batch 512, adam, {epochs} epochs; PyTorch peer: demo/esmm_peer.py")
+hdr = f"{'threads':>7}  {'measure':34}{'esmm':>12}{'pytorch':>12}{'ratio':>9}   target"
+for th in threads:
+    E, T = last(f"{work}/esmm-{th}.json"), last(f"{work}/torch-{th}.json")
+    rate, fpr = map(float, open(f"{work}/sgemm-{th}.txt").read().split())
+    n_tr, n_te = E["rows_train"], E["rows_test"]
+    train_e = n_tr * epochs / E["train_seconds"]
+    train_t = T["train_rows_per_sec"]
+    table_e = n_te / E["table_seconds"]
+    infer_t = T["infer_rows_per_sec"]
+    floor_s = E["count_seconds"] + n_te * 2 * fpr / (rate * 1e9)
+    print()
+    print(hdr)
+    print(f"{th:>7}  {'train rows/s (esmm: whole statement)':34}{train_e:12.0f}{train_t:12.0f}{train_e / train_t:8.2f}x   >= 5x")
+    for k, name in (("auc_ctr", "test AUC CTR"), ("auc_ctcvr", "test AUC CTCVR"), ("auc_cvr_clicked", "test AUC CVR on clicks")):
+        print(f"{th:>7}  {name:34}{E[k]:12.4f}{T[k]:12.4f}{E[k] - T[k]:+9.4f}    within 0.005")
+    print(f"{th:>7}  {'table scoring rows/s':34}{table_e:12.0f}{infer_t:12.0f}{table_e / infer_t:8.2f}x   >= 3x")
+    print(f"{th:>7}  {'table scoring / floor':34}{E['table_seconds'] * 1e3:10.1f}ms{floor_s * 1e3:10.1f}ms{E['table_seconds'] / floor_s:8.2f}x   <= 1.5x"
+          f"   (floor: count(*) {E['count_seconds'] * 1e3:.1f} ms + {n_te} rows x {fpr * 2:.0f} FLOPs at {rate:.1f} GFLOP/s)")
+    if th == threads[0]:
+        print(f"{th:>7}  {'per-row esmm_predict rows/s':34}{n_te / E['per_row_seconds']:12.0f}{'':12}{'':9}   >= 200000")
+    same = E["same_twice"]
+    d = E["max_diff_vs_first"]
+    print(f"{th:>7}  {'trained twice: same model':34}{str(same).lower():>12}")
+    print(f"{th:>7}  {'model fingerprint':34}{E['fingerprint'][:12]:>12}")
+    if d is not None:
+        print(f"{th:>7}  {'max |score - score at ' + threads[0] + ' thread|':34}{d:12.2g}{'':21}   <= 1e-6")
+PY
+
+if [ "$run_mmoe" = 1 ]; then
+	echo
+	MMOE_SEEDS=1 MMOE_THREADS=1 bash bench/mmoe_quality.sh | grep -v "^installing\|^debconf"
+fi
