@@ -771,6 +771,7 @@ esmm_model_train_begin(esmm_model *m, const esmm_optim_spec *optim,
 {
 	esmm_code	rc;
 	float		m1_init = esmm_optim_m1_init(optim);
+	size_t		n_block;
 
 	if (m->kind != ESMM_KIND_MMOE && !m->has_tower[ESMM_TOWER_CTR])
 		return esmm_fail(st, ESMM_ERR_ARGUMENT, "a cvr-only model cannot be trained: its loss needs the ctr tower");
@@ -784,8 +785,11 @@ esmm_model_train_begin(esmm_model *m, const esmm_optim_spec *optim,
 	free(m->stamp);
 	free(m->block_grads);
 	/* only ESMM's towers run in row blocks */
-	m->block_grads = model_alloc_floats(m->kind == ESMM_KIND_MMOE ? 1 :
-										ESMM_MAX_BLOCKS * (m->n_params - m->n_embedding));
+	m->block_grads = NULL;
+	if (m->kind == ESMM_KIND_MMOE)
+		m->block_grads = model_alloc_floats(1);
+	else if (esmm_size_mul(ESMM_MAX_BLOCKS, m->n_params - m->n_embedding, &n_block))
+		m->block_grads = model_alloc_floats(n_block);
 	m->grads = model_alloc_floats(m->n_params);
 	m->m1 = model_alloc_floats(m->n_params);
 	m->m2 = model_alloc_floats(m->n_params);
@@ -835,13 +839,21 @@ clamp_id(int32_t id, uint32_t n_buckets)
 	return (id < 0 || (uint32_t) id > n_buckets) ? (int32_t) n_buckets : id;
 }
 
-/* Feature f's ids for the rows [b0, b1), clamped, into its column of
- * col_ids ([n_ids, max_B]); returns that column. */
+/* Id feature f's column of col_ids ([n_ids, max_B]). */
+static inline int32_t *
+id_column(const esmm_model *m, uint32_t f)
+{
+	return m->col_ids + (size_t) m->slot[f] * m->max_B;
+}
+
+/* Feature f's ids for the rows [b0, b1), clamped, into its id column;
+ * returns that column.  The backward pass reads what the forward pass
+ * gathered. */
 static const int32_t *
 gather_id_column(esmm_model *m, const esmm_batch *batch, uint32_t f, int b0, int b1)
 {
 	const esmm_feature *ft = &m->schema.features[f];
-	int32_t    *col = m->col_ids + (size_t) m->slot[f] * m->max_B;
+	int32_t    *col = id_column(m, f);
 
 	for (int b = b0; b < b1; b++)
 		col[b] = clamp_id(batch->ids[(size_t) b * m->n_ids + m->slot[f]], ft->n_buckets);
@@ -927,8 +939,9 @@ model_input_forward(esmm_model *m, float *x, int D, const uint16_t *inputs,
 }
 
 /* Accumulates the columns [c, c + its width) of dx [B, D] into the table
- * feature f reads in role; returns that width.  Rows are added in batch
- * order, so the result does not depend on who else runs meanwhile. */
+ * feature f reads in role; returns that width.  An id feature's ids are
+ * those the forward pass over this batch gathered.  Rows are added in
+ * batch order, so the result does not depend on who else runs meanwhile. */
 static int
 input_backward_feature(esmm_model *m, const float *dx, int D, int c, uint32_t f,
 					   esmm_table_role role, const esmm_batch *batch)
@@ -940,7 +953,7 @@ input_backward_feature(esmm_model *m, const float *dx, int D, int c, uint32_t f,
 
 	if (ft->kind == ESMM_FEAT_CATEGORICAL)
 		esmm_embedding_backward(m->grads + m->table[t].off, dx + c,
-								gather_id_column(m, batch, f, 0, B), B, dim, D);
+								id_column(m, f), B, dim, D);
 	else if (ft->kind == ESMM_FEAT_MULTI)
 		esmm_embedding_mean_backward(m->grads + m->table[t].off, dx + c,
 									 batch->multi_off + (size_t) m->slot[f] * (B + 1),

@@ -52,7 +52,8 @@ void		model_input_forward_rows(esmm_model *m, float *x, int D,
 									 int b0, int b1);
 
 /* The reverse of model_input_forward: accumulates dx [B, D] into the
- * tables' gradients. */
+ * tables' gradients.  It reads the id columns the forward pass gathered:
+ * call it after model_input_forward over the same batch and features. */
 void		model_input_backward(esmm_model *m, const float *dx, int D,
 								 const uint16_t *inputs, uint32_t n,
 								 esmm_table_role role, const esmm_batch *batch);

@@ -103,10 +103,11 @@ key_column_type(Oid relid, const char *key, int32 *typmod)
 	return type;
 }
 
-/* Creates the output table; returns its quoted, qualified name. */
+/* Creates the output table; returns its quoted, qualified name, and its
+ * oid in *relid. */
 static char *
 create_output(const esmm_model *m, text *name, Oid key_type, int32 key_typmod,
-			  const char *key)
+			  const char *key, Oid *relid)
 {
 	List	   *names = textToQualifiedNameList(name);
 	char	   *qualified = NameListToQuotedString(names);
@@ -122,6 +123,7 @@ create_output(const esmm_model *m, text *name, Oid key_type, int32 key_typmod,
 	appendStringInfoChar(&sql, ')');
 	if (SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not create the output table %s", qualified);
+	*relid = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, false);
 	return qualified;
 }
 
@@ -201,10 +203,8 @@ typedef struct output_writer
 } output_writer;
 
 static void
-output_writer_open(output_writer *w, const char *qualified)
+output_writer_open(output_writer *w, Oid relid)
 {
-	Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(qualified)),
-										 NoLock, false);
 	Relation	rel = table_open(relid, RowExclusiveLock);
 
 	memset(w, 0, sizeof(*w));
@@ -314,12 +314,13 @@ predict_table(FunctionCallInfo fcinfo, bool mmoe)
 	int			n_out;
 	const char *cols[ESMM_MAX_LABELS];
 	Oid			argtypes[1 + ESMM_MAX_LABELS];
-	SPIPlanPtr	insert;
+	SPIPlanPtr	insert = NULL;
 	Portal		cursor;
 	StringInfoData sql;
 	int64		written = 0;
 	bool		bound = false;
 	output_writer writer;
+	Oid			out_relid;
 
 	esmm_threads_prepare();
 	h = esmm_model_from_bytea(b, SCORE_BATCH, CurrentMemoryContext);
@@ -349,21 +350,24 @@ predict_table(FunctionCallInfo fcinfo, bool mmoe)
 									  ALLOCSET_DEFAULT_SIZES);
 
 	SPI_connect();
-	out_name = create_output(m, output, key_type, key_typmod, key);
+	out_name = create_output(m, output, key_type, key_typmod, key, &out_relid);
+	output_writer_open(&writer, out_relid);
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "INSERT INTO %s SELECT * FROM unnest($1", out_name);
-	argtypes[0] = get_array_type(key_type);
-	for (int i = 0; i < n_out; i++)
+	if (writer.rel == NULL)
 	{
-		appendStringInfo(&sql, ", $%d", i + 2);
-		argtypes[1 + i] = FLOAT4ARRAYOID;
+		appendStringInfo(&sql, "INSERT INTO %s SELECT * FROM unnest($1", out_name);
+		argtypes[0] = get_array_type(key_type);
+		for (int i = 0; i < n_out; i++)
+		{
+			appendStringInfo(&sql, ", $%d", i + 2);
+			argtypes[1 + i] = FLOAT4ARRAYOID;
+		}
+		appendStringInfoChar(&sql, ')');
+		insert = SPI_prepare(sql.data, 1 + n_out, argtypes);
+		if (insert == NULL)
+			elog(ERROR, "could not prepare the insert into %s", out_name);
 	}
-	appendStringInfoChar(&sql, ')');
-	insert = SPI_prepare(sql.data, 1 + n_out, argtypes);
-	if (insert == NULL)
-		elog(ERROR, "could not prepare the insert into %s", out_name);
-	output_writer_open(&writer, out_name);
 
 	/*
 	 * The key and the columns the model reads, found and type-checked by
