@@ -3,6 +3,22 @@
 
 -- ------------------------------------------------------------ training
 
+-- Shared by esmm_train, mmoe_train and esmm_evaluate: parallel workers
+-- encode their slices (and in streaming mode train on them); the leader
+-- concatenates the rows and averages the models (SPEC §5).
+CREATE FUNCTION esmm_train_combine(internal, internal) RETURNS internal
+	AS 'MODULE_PATHNAME' LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL SAFE;
+CREATE FUNCTION esmm_train_serialize(internal) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+CREATE FUNCTION esmm_train_deserialize(bytea, internal) RETURNS internal
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION esmm_train_combine(internal, internal) IS
+	'esmm_train, mmoe_train and esmm_evaluate combine function: concatenates in-memory states'' rows; averages streaming states'' models (weights, batch-norm and normalization statistics, optimizer moments) weighted by the rows each trained on';
+COMMENT ON FUNCTION esmm_train_serialize(internal) IS
+	'esmm_train, mmoe_train and esmm_evaluate serialization: a parallel worker''s rows, or its streaming model with the optimizer state, as one bytea';
+COMMENT ON FUNCTION esmm_train_deserialize(bytea, internal) IS
+	'esmm_train, mmoe_train and esmm_evaluate deserialization: the bytea of esmm_train_serialize, read in place by the combine function';
+
 CREATE FUNCTION esmm_train_sfunc(internal, record, jsonb) RETURNS internal
 	AS 'MODULE_PATHNAME' LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL SAFE;
 CREATE FUNCTION esmm_train_final(internal) RETURNS bytea
@@ -13,6 +29,9 @@ CREATE AGGREGATE esmm_train(record, jsonb) (
 	STYPE = internal,
 	FINALFUNC = esmm_train_final,
 	FINALFUNC_MODIFY = READ_WRITE,
+	COMBINEFUNC = esmm_train_combine,
+	SERIALFUNC = esmm_train_serialize,
+	DESERIALFUNC = esmm_train_deserialize,
 	PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE esmm_train(record, jsonb) IS
@@ -32,6 +51,9 @@ CREATE AGGREGATE mmoe_train(record, jsonb) (
 	STYPE = internal,
 	FINALFUNC = mmoe_train_final,
 	FINALFUNC_MODIFY = READ_WRITE,
+	COMBINEFUNC = esmm_train_combine,
+	SERIALFUNC = esmm_train_serialize,
+	DESERIALFUNC = esmm_train_deserialize,
 	PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE mmoe_train(record, jsonb) IS
@@ -40,6 +62,36 @@ COMMENT ON FUNCTION mmoe_train_sfunc(internal, record, jsonb) IS
 	'mmoe_train transition: parses the config on the first row and encodes each row into the training buffer';
 COMMENT ON FUNCTION mmoe_train_final(internal) IS
 	'mmoe_train final function: trains on the buffered rows and encodes the model';
+
+CREATE FUNCTION esmm_evaluate_sfunc(internal, record, bytea) RETURNS internal
+	AS 'MODULE_PATHNAME' LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL SAFE;
+CREATE FUNCTION esmm_evaluate_final(internal) RETURNS jsonb
+	AS 'MODULE_PATHNAME' LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL SAFE;
+CREATE AGGREGATE esmm_evaluate(record, bytea) (
+	SFUNC = esmm_evaluate_sfunc,
+	STYPE = internal,
+	FINALFUNC = esmm_evaluate_final,
+	FINALFUNC_MODIFY = READ_WRITE,
+	COMBINEFUNC = esmm_train_combine,
+	SERIALFUNC = esmm_train_serialize,
+	DESERIALFUNC = esmm_train_deserialize,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE esmm_evaluate(record, bytea) IS
+	'evaluates an esmm or mmoe model on whole rows with the labels its config names: {"rows", "loss" (the training objective''s data loss), and each metric of its train_args.metrics, or AUC and log loss per label when none}; parallel safe';
+COMMENT ON FUNCTION esmm_evaluate_sfunc(internal, record, bytea) IS
+	'esmm_evaluate transition: parses the model''s own config on the first row and encodes each row';
+COMMENT ON FUNCTION esmm_evaluate_final(internal) IS
+	'esmm_evaluate final function: scores the encoded rows and computes the loss and the metrics';
+
+CREATE FUNCTION esmm_fit(source regclass, config jsonb, validation regclass DEFAULT NULL) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION esmm_fit(regclass, jsonb, regclass) IS
+	'trains an ESMM model on a table of any size: one (parallel) streaming esmm_train pass per epoch, warm-started from the previous epoch with its optimizer state; validation metrics between epochs on the validation table or on the rows validation_fraction holds out; early stopping; a NOTICE per epoch';
+CREATE FUNCTION mmoe_fit(source regclass, config jsonb, validation regclass DEFAULT NULL) RETURNS bytea
+	AS 'MODULE_PATHNAME' LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION mmoe_fit(regclass, jsonb, regclass) IS
+	'trains an MMoE v2 model on a table of any size, as esmm_fit does';
 
 CREATE FUNCTION esmm_config_check(config jsonb) RETURNS jsonb
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;

@@ -34,10 +34,32 @@ SELECT esmm_train(r, :'base') IS NULL AS null_model FROM (SELECT NULL::t AS r FR
 SELECT esmm_train(t, :'base') IS NULL AS null_model FROM (SELECT 1) one LEFT JOIN t ON false;
 -- a single class still trains, with a warning
 SELECT esmm_train(t, :'base') IS NOT NULL AS trained FROM (SELECT id, a, b, x, click, 0 AS conv FROM t) t;
--- memory limits, before allocating
+-- memory limits, before allocating: the model, then the buffer in mode
+-- memory (mode auto streams instead)
+\set small '{"ctr_label_name": "click", "cvr_label_name": "conv", "inputs": {"defs": [{"name": "a", "vocab_size": 5}, {"name": "b", "hash_buckets": 10}, {"name": "x"}]}, "model_args": {"ctr_dnn_units": [4], "cvr_dnn_units": [4]}, "train_args": {"epochs": 1, "mode": "memory"}}'
 SET esmm.max_memory = '64kB';
 SELECT esmm_train(t, :'base') FROM t;
+SELECT esmm_train(t, :'small') FROM t;
+SELECT esmm_model_info(esmm_train(t, jsonb_set(:'small', '{train_args,mode}', '"auto"')))->'report'->'history'->0->>'rows' AS streamed_rows FROM t;
+-- streaming: the held-out rows must fit
+SELECT esmm_train(t, jsonb_set(jsonb_set(:'small', '{train_args,mode}', '"streaming"'), '{train_args,validation_fraction}', '0.9')) FROM (SELECT t.* FROM t, generate_series(1, 20)) t;
 RESET esmm.max_memory;
+-- modes and warm starts
+SELECT esmm_train(t, jsonb_set(:'small', '{train_args,mode}', '"disk"')) FROM t;
+SELECT esmm_train(t, jsonb_set(:'small', '{train_args,init_model}', '"0badc0de"')) FROM t;
+SELECT esmm_train(t, jsonb_set(:'small', '{train_args,init_model}', '"\\x0badc0de"')) FROM t;
+SELECT esmm_train(t, jsonb_set(:'base', '{train_args,init_model}', to_jsonb((SELECT model FROM m)))) IS NOT NULL AS warm_started FROM t;
+SELECT esmm_train(t, jsonb_set(:'small', '{train_args,init_model}', to_jsonb((SELECT model FROM m)))) FROM t;
+SELECT esmm_train(t, jsonb_set(jsonb_set(:'base', '{model_args}', '{"ctr_dnn_units": [8]}'), '{train_args,init_model}', to_jsonb((SELECT model FROM m)))) FROM t;
+SELECT mmoe_train(t, jsonb_build_object('inputs', '{"defs": [{"name": "a", "vocab_size": 5}, {"name": "b"}, {"name": "x"}], "groups": {"labels": ["click", "conv"]}}'::jsonb,
+	'model_args', '{"task_structs": [[4], [4]], "num_experts": 2, "expert_layers": [4]}'::jsonb, 'train_args', jsonb_build_object('init_model', (SELECT model FROM m)))) FROM t;
+-- esmm_fit and esmm_evaluate
+SELECT esmm_fit(NULL, :'base');
+SELECT esmm_fit('t', NULL);
+SELECT esmm_fit('no_such_table', :'base');
+SELECT esmm_evaluate(t, NULL) FROM t;
+SELECT esmm_evaluate(t, esmm_export((SELECT model FROM m), 'ctr')) FROM t;
+SELECT esmm_evaluate(t, 'not a model') FROM t;
 SELECT esmm_train(t, '{"ctr_label_name": "click", "cvr_label_name": "conv", "inputs": {"defs": [{"name": "b", "hash_buckets": 1073741824, "embedding_dim": 1024}]}}') FROM t;
 -- a config must be given, and leave features
 SELECT esmm_train(t, NULL) FROM t;

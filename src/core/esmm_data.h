@@ -34,12 +34,27 @@ typedef struct esmm_dataset
 	size_t		n_rows;
 	size_t		n_chunks;
 	esmm_chunk *chunks;			/* [n_chunks] */
+	/*
+	 * Optional [n_rows]: logical row r is stored row order[r].  Rows that
+	 * parallel workers encoded arrive in an order the scan decides; a
+	 * canonical order (esmm_dataset_canonical_order) makes training on
+	 * them the same as on the same rows serially.  NULL: stored order.
+	 */
+	const uint32_t *order;
 } esmm_dataset;
+
+/* Where logical row r is stored. */
+static inline size_t
+esmm_dataset_row(const esmm_dataset *ds, size_t r)
+{
+	return ds->order != NULL ? ds->order[r] : r;
+}
 
 /* Row r's fixed columns. */
 static inline const int32_t *
 esmm_dataset_ids(const esmm_dataset *ds, size_t r)
 {
+	r = esmm_dataset_row(ds, r);
 	return ds->chunks[r >> ESMM_CHUNK_ROWS_LOG2].ids +
 		(r & (ESMM_CHUNK_ROWS - 1)) * ds->n_ids;
 }
@@ -47,6 +62,7 @@ esmm_dataset_ids(const esmm_dataset *ds, size_t r)
 static inline const float *
 esmm_dataset_nums(const esmm_dataset *ds, size_t r)
 {
+	r = esmm_dataset_row(ds, r);
 	return ds->chunks[r >> ESMM_CHUNK_ROWS_LOG2].nums +
 		(r & (ESMM_CHUNK_ROWS - 1)) * ds->n_nums;
 }
@@ -54,6 +70,7 @@ esmm_dataset_nums(const esmm_dataset *ds, size_t r)
 static inline const float *
 esmm_dataset_labels(const esmm_dataset *ds, size_t r)
 {
+	r = esmm_dataset_row(ds, r);
 	return ds->chunks[r >> ESMM_CHUNK_ROWS_LOG2].labels +
 		(r & (ESMM_CHUNK_ROWS - 1)) * ds->n_labels;
 }
@@ -63,12 +80,25 @@ static inline const int32_t *
 esmm_dataset_multi(const esmm_dataset *ds, size_t r, uint32_t k,
 				   uint32_t *count)
 {
-	const esmm_chunk *c = &ds->chunks[r >> ESMM_CHUNK_ROWS_LOG2];
-	size_t		i = (r & (ESMM_CHUNK_ROWS - 1)) * ds->n_multi + k;
+	const esmm_chunk *c;
+	size_t		i;
+
+	r = esmm_dataset_row(ds, r);
+	c = &ds->chunks[r >> ESMM_CHUNK_ROWS_LOG2];
+	i = (r & (ESMM_CHUNK_ROWS - 1)) * ds->n_multi + k;
 
 	*count = c->multi_off[i + 1] - c->multi_off[i];
 	return c->multi_ids + c->multi_off[i];
 }
+
+/*
+ * Fills order[n_rows] with the rows sorted by their contents (ids, the
+ * bits of the floats, labels, array ids), which is the same whatever
+ * order the rows were appended in: rows that compare equal are equal.
+ * tmp[n_rows] is scratch.  Reads the stored rows (ds->order is ignored).
+ */
+void		esmm_dataset_canonical_order(const esmm_dataset *ds, uint32_t *order,
+										 uint32_t *tmp);
 
 /*
  * A batch of rows in contiguous arrays: what the model reads.  ids, nums

@@ -1792,8 +1792,8 @@ monitor_value(const esmm_eval_spec *ev, const esmm_history_epoch *h,
 }
 
 /* Appends epoch's history entry; NULL when out of memory. */
-static esmm_history_epoch *
-history_append(esmm_model *m)
+esmm_history_epoch *
+esmm_model_history_append(esmm_model *m)
 {
 	esmm_history_epoch *h = realloc(m->report.epochs, (m->report.n_epochs + 1) * sizeof(*h));
 
@@ -1858,6 +1858,9 @@ esmm_model_fit(esmm_model *m, const esmm_dataset *ds, const esmm_dataset *val,
 			return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for the best epoch's weights");
 	}
 	m->report.rows_validation = has_val ? val->n_rows : 0;
+	/* a warm start's history goes on; best_epoch numbers the whole of it */
+	m->report.best_epoch = 0;
+	m->report.stopped_early = 0;
 	/* owned by the model, so that a caller that longjmps out of the
 	 * progress callback (a query cancel) leaks nothing */
 	free(m->perm);
@@ -1923,7 +1926,7 @@ esmm_model_fit(esmm_model *m, const esmm_dataset *ds, const esmm_dataset *val,
 		if (rc != ESMM_OK)
 			break;
 
-		if ((h = history_append(m)) == NULL)
+		if ((h = esmm_model_history_append(m)) == NULL)
 		{
 			rc = esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for the training history");
 			break;
@@ -1952,7 +1955,7 @@ esmm_model_fit(esmm_model *m, const esmm_dataset *ds, const esmm_dataset *val,
 				{
 					best = v;
 					wait = 0;
-					m->report.best_epoch = epoch;
+					m->report.best_epoch = h->epoch;
 					memcpy(m->best_params, m->params, m->n_params * sizeof(float));
 					memcpy(m->best_state, m->state, m->n_state * sizeof(float));
 				}

@@ -383,4 +383,41 @@ esmm_code	esmm_model_fit(esmm_model *m, const esmm_dataset *train,
 						   const esmm_eval_spec *ev, esmm_progress_fn progress,
 						   void *progress_arg, esmm_status *st);
 
+/* Appends a zeroed entry to m's history, numbered after the last one;
+ * NULL when out of memory. */
+esmm_history_epoch *esmm_model_history_append(esmm_model *m);
+
+/* ------------------------------------------- warm start and averaging */
+
+/*
+ * Whether a model trained as `earlier` can continue as `m`: the same kind,
+ * features (names, kinds, buckets, widths), labels and layer shapes.
+ * Hyperparameters that do not shape a tensor (dropout, L1/L2, the
+ * optimizer, the learning rate) may differ.  On a mismatch, returns
+ * ESMM_ERR_ARGUMENT with the first difference in st->msg.
+ */
+esmm_code	esmm_model_compatible(const esmm_model *m, const esmm_model *earlier,
+								  esmm_status *st);
+
+/*
+ * Warm start (SPEC §5): copies earlier's weights, batch-norm statistics,
+ * normalization statistics and history into m.  With with_optimizer, and
+ * when earlier holds an optimizer state of the same optimizer kind and m's
+ * training has begun (esmm_model_train_begin), its moments and step count
+ * too, and *optimizer_restored is set to 1 (else 0).
+ */
+esmm_code	esmm_model_warm_start(esmm_model *m, const esmm_model *earlier,
+								  int with_optimizer, int *optimizer_restored,
+								  esmm_status *st);
+
+/*
+ * Model averaging, as MADlib does across Greenplum segments: m becomes
+ * (w_m * m + w_other * other) / (w_m + w_other) in its weights, batch-norm
+ * statistics, normalization statistics (pooled mean and variance) and,
+ * when both hold them, optimizer moments and step count.  The weights are
+ * the rows each model trained on.  The models must be compatible.
+ */
+esmm_code	esmm_model_average(esmm_model *m, double w_m, const esmm_model *other,
+							   double w_other, esmm_status *st);
+
 #endif							/* ESMM_MODEL_H */

@@ -405,14 +405,38 @@ esmm_encoder_bind_desc(esmm_encoder *enc, const esmm_schema *schema, TupleDesc t
 }
 
 bool
-esmm_encoder_matches(const esmm_encoder *enc, HeapTupleHeader tup)
+esmm_encoder_matches(esmm_encoder *enc, HeapTupleHeader tup)
 {
+	uint64		id;
+	TupleDesc	td;
+	bool		same;
+
+	if (enc->tupdesc == NULL ||
+		HeapTupleHeaderGetTypeId(tup) != enc->rowtype ||
+		HeapTupleHeaderGetTypMod(tup) != enc->rowtypmod)
+		return false;
 	/* the identifier changes when ALTER TABLE changes the row type, which
 	 * a cache living across statements (PL/pgSQL) would otherwise miss */
-	return enc->tupdesc != NULL &&
-		HeapTupleHeaderGetTypeId(tup) == enc->rowtype &&
-		HeapTupleHeaderGetTypMod(tup) == enc->rowtypmod &&
-		assign_record_type_identifier(enc->rowtype, enc->rowtypmod) == enc->rowtype_id;
+	id = assign_record_type_identifier(enc->rowtype, enc->rowtypmod);
+	if (id == enc->rowtype_id)
+		return true;
+	/* but also when the type cache merely rebuilt the entry, after any
+	 * invalidation of the table (autovacuum's ANALYZE, say) */
+	td = lookup_rowtype_tupdesc(enc->rowtype, enc->rowtypmod);
+	same = td->natts == enc->tupdesc->natts;
+	for (int i = 0; same && i < td->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(td, i),
+					b = TupleDescAttr(enc->tupdesc, i);
+
+		same = a->atttypid == b->atttypid && a->atttypmod == b->atttypmod &&
+			a->attisdropped == b->attisdropped &&
+			strcmp(NameStr(a->attname), NameStr(b->attname)) == 0;
+	}
+	ReleaseTupleDesc(td);
+	if (same)
+		enc->rowtype_id = id;
+	return same;
 }
 
 /* -------------------------------------------------------------- encode */

@@ -94,7 +94,7 @@ void		esmm_encoder_bind_desc(esmm_encoder *enc, const esmm_schema *schema,
 								   TupleDesc td, MemoryContext mcxt);
 
 /* True when tup has the row type enc was bound to. */
-bool		esmm_encoder_matches(const esmm_encoder *enc, HeapTupleHeader tup);
+bool		esmm_encoder_matches(esmm_encoder *enc, HeapTupleHeader tup);
 
 /*
  * Encodes one row: ids[n_ids], nums[n_nums], the array features' ids

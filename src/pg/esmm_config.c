@@ -22,6 +22,7 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
 #include <float.h>
 #include <math.h>
 
@@ -143,14 +144,16 @@ static const char *const level_keys[] = {
 static const char *const esmm_train_keys[] = {
 	"batch_size", "epochs", "optimizer", "losses", "metrics", "early_stopping",
 	"train_speed_logger", "seed", "validation_fraction", "shuffle",
-	"on_bad_row", NULL
+	"on_bad_row", "mode", "streaming_window", "init_model",
+	"keep_optimizer_state", NULL
 };
 
 /* MMoE's: ESMM's and task_types, which model_args may hold too. */
 static const char *const mmoe_train_keys[] = {
 	"batch_size", "epochs", "optimizer", "losses", "metrics", "early_stopping",
 	"train_speed_logger", "seed", "validation_fraction", "shuffle",
-	"on_bad_row", "task_types", NULL
+	"on_bad_row", "mode", "streaming_window", "init_model",
+	"keep_optimizer_state", "task_types", NULL
 };
 
 static const char *const eval_keys[] = {"batch_size", "metrics", NULL};
@@ -226,6 +229,7 @@ static const char *const es_keys[] = {"monitor", "mode", "patience", "min_delta"
 static const char *const es_modes[] = {"min", "max", "auto", NULL};
 static const char *const logger_keys[] = {"every_batches", "with_metrics", NULL};
 static const char *const bad_row_names[] = {"error", "skip", NULL};
+const char *const esmm_train_mode_names[] = {"auto", "memory", "streaming", NULL};
 
 /* ------------------------------------------------------------ messages */
 
@@ -1400,6 +1404,33 @@ esmm_parse_losses(cfg_ctx *c, esmm_config *out)
 	out->arch.loss = n ? cfg_parse_losses(c, out, n) : ESMM_LOSS_BCE;
 }
 
+/*
+ * init_model: a bytea as jsonb renders one, "\\x" and hex digits, as
+ * to_jsonb(model) and jsonb_build_object('init_model', model) write it.
+ * cfg_parse copies it into the caller's context; whether it is a
+ * model of a compatible schema is checked against the rows.
+ */
+static bytea *
+cfg_init_model(const cfg_node *n)
+{
+	const char *hint = "a model bytea in hex, as jsonb_build_object('init_model', model) writes it";
+	char	   *text;
+	bytea	   *out;
+
+	if (n->v.type != jbvString || n->v.val.string.len < 4 ||
+		n->v.val.string.val[0] != '\\' || n->v.val.string.val[1] != 'x')
+		cfg_bad(n, "%s", hint);
+	text = pnstrdup(n->v.val.string.val, n->v.val.string.len);
+	for (const char *p = text + 2; *p; p++)
+		if (!isxdigit((unsigned char) *p))
+			cfg_bad(n, "%s", hint);
+	if (n->v.val.string.len % 2 != 0)
+		cfg_bad(n, "%s", hint);
+	out = DatumGetByteaPP(DirectFunctionCall1(byteain, CStringGetDatum(text)));
+	pfree(text);
+	return out;
+}
+
 static void
 cfg_parse_train(cfg_ctx *c, esmm_config *out)
 {
@@ -1427,6 +1458,11 @@ cfg_parse_train(cfg_ctx *c, esmm_config *out)
 	out->train.seed = cfg_get_int(s, "seed", 0, PG_INT64_MAX, 42);
 	out->train.shuffle = cfg_get_bool(s, "shuffle", true);
 	out->on_bad_row_skip = cfg_get_enum(s, "on_bad_row", bad_row_names, 0) == 1;
+	out->mode = (esmm_train_mode) cfg_get_enum(s, "mode", esmm_train_mode_names, ESMM_MODE_AUTO);
+	out->streaming_window = cfg_get_int(s, "streaming_window", 1, PG_INT32_MAX, 65536);
+	out->keep_optimizer_state = cfg_get_bool(s, "keep_optimizer_state", false);
+	if ((n = cfg_get(s, "init_model")) != NULL)
+		out->init_model = cfg_init_model(n);
 
 	holdout = cfg_get(s, "validation_fraction");
 	out->validation_fraction = holdout ? cfg_real(holdout, &RANGE_HOLDOUT, NULL) : 0.0f;
@@ -2197,6 +2233,9 @@ cfg_put_train(JsonbParseState **st, const cfg_ctx *c, const esmm_config *out)
 	jb_real(st, "validation_fraction", out->validation_fraction);
 	jb_bool(st, "shuffle", out->train.shuffle);
 	jb_str(st, "on_bad_row", bad_row_names[out->on_bad_row_skip ? 1 : 0]);
+	jb_str(st, "mode", esmm_train_mode_names[out->mode]);
+	jb_int(st, "streaming_window", out->streaming_window);
+	jb_bool(st, "keep_optimizer_state", out->keep_optimizer_state);
 	jb_close(st, true);
 
 	jb_open(st, "eval_args", true);
@@ -2321,7 +2360,7 @@ static const cfg_model_desc mmoe_desc = {
 };
 
 static void
-cfg_parse(esmm_config *out, Jsonb *cfg, const cfg_model_desc *desc)
+cfg_parse(esmm_config *out, Jsonb *cfg, const cfg_model_desc *desc, bool notices)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	MemoryContext tmp;
@@ -2371,20 +2410,30 @@ cfg_parse(esmm_config *out, Jsonb *cfg, const cfg_model_desc *desc)
 	doc = cfg_normalize(&c, out);
 	MemoryContextSwitchTo(caller);
 	out->normalized = JsonbValueToJsonb(doc);
-	cfg_notices(&c, out);
+	/* parsed in tmp, which goes below */
+	if (out->init_model != NULL)
+		out->init_model = (bytea *) PG_DETOAST_DATUM_COPY(PointerGetDatum(out->init_model));
+	if (notices)
+		cfg_notices(&c, out);
 	MemoryContextDelete(tmp);
 }
 
 void
 esmm_config_parse_kind(esmm_config *out, Jsonb *cfg, esmm_model_kind kind)
 {
+	esmm_config_parse_notices(out, cfg, kind, true);
+}
+
+void
+esmm_config_parse_notices(esmm_config *out, Jsonb *cfg, esmm_model_kind kind, bool notices)
+{
 	switch (kind)
 	{
 		case ESMM_KIND_ESMM:
-			cfg_parse(out, cfg, &esmm_desc);
+			cfg_parse(out, cfg, &esmm_desc, notices);
 			break;
 		case ESMM_KIND_MMOE:
-			cfg_parse(out, cfg, &mmoe_desc);
+			cfg_parse(out, cfg, &mmoe_desc, notices);
 			break;
 		default:
 			elog(ERROR, "no configuration parser for model kind %d", (int) kind);

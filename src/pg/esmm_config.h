@@ -39,6 +39,16 @@ typedef struct esmm_feature_request
 	bool		null_indicator;
 } esmm_feature_request;
 
+typedef enum esmm_train_mode
+{
+	ESMM_MODE_AUTO = 0,
+	ESMM_MODE_MEMORY = 1,
+	ESMM_MODE_STREAMING = 2
+} esmm_train_mode;
+
+/* The configuration names of the modes, indexed by esmm_train_mode. */
+extern const char *const esmm_train_mode_names[];
+
 typedef struct esmm_metric_request
 {
 	char		label[ESMM_NAME_LEN];
@@ -125,6 +135,20 @@ typedef struct esmm_config
 	/* bad rows: false = ERROR (default), true = skip and count */
 	bool		on_bad_row_skip;
 
+	/*
+	 * SPEC §5.  mode: buffer every row and train epochs over the buffer
+	 * (memory), train windows of streaming_window rows as they arrive, one
+	 * pass (streaming), or buffer until esmm.max_memory would be exceeded
+	 * and stream from there (auto).  init_model: the model to warm-start
+	 * from (never stored in the normalized config); keep_optimizer_state:
+	 * store the optimizer state in the model, and restore it from an
+	 * init_model that stored it.
+	 */
+	esmm_train_mode mode;
+	uint32_t	streaming_window;
+	bytea	   *init_model;
+	bool		keep_optimizer_state;
+
 	/* The normalized config, every default filled in, flattened into
 	 * {"name", "inputs", "model_args", "train_args", "eval_args"}; stored in
 	 * the model and shown by esmm_model_info. Allocated in the caller's
@@ -141,6 +165,12 @@ typedef struct esmm_config
  * it had to choose (validation rows held out, no wide part).
  */
 void		esmm_config_parse_kind(esmm_config *out, Jsonb *cfg, esmm_model_kind kind);
+
+/* The same; notices false leaves out the NOTICEs about the config (ignored
+ * pipeline keys, a defaulted hold-out, ...), for a config already parsed
+ * once in this query: a parallel worker's, a combined state's. */
+void		esmm_config_parse_notices(esmm_config *out, Jsonb *cfg, esmm_model_kind kind,
+									  bool notices);
 
 /* The labels in task order, NULL-terminated (palloc'd): ESMM's two (click,
  * then ctcvr or conversion), or MMoE's. */

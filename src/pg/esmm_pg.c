@@ -39,9 +39,9 @@ _PG_init(void)
 							&esmm_threads, 1, 1, 256,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("esmm.max_memory",
-							"Largest in-memory training buffer.",
-							"Training whose encoded rows would exceed it stops with an error "
-							"before allocating.",
+							"Memory one training aggregate may use: its encoded rows plus the model's parameters, gradients and optimizer moments.",
+							"Beyond it, training in mode auto switches to streaming (windows of rows trained as they arrive), "
+							"and in mode memory stops with an error before allocating.",
 							&esmm_max_memory_kb, 1024 * 1024, 64, INT_MAX,
 							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("esmm");
@@ -186,7 +186,7 @@ esmm_report_check(const esmm_report *r)
 }
 
 esmm_model_handle *
-esmm_model_from_bytea(bytea *b, int max_B, MemoryContext cxt)
+esmm_model_from_bytea(bytea *b, int max_B, MemoryContext cxt, bool with_optimizer)
 {
 	esmm_status st;
 	esmm_model *m;
@@ -196,7 +196,7 @@ esmm_model_from_bytea(bytea *b, int max_B, MemoryContext cxt)
 	/* the handle exists before the model, so no ERROR can orphan it */
 	h = esmm_handle_new(NULL, cxt);
 	if (esmm_model_decode(&h->model, (const uint8_t *) VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b),
-						  esmm_pg_crc32c, 0, &st) != ESMM_OK)
+						  esmm_pg_crc32c, with_optimizer, &st) != ESMM_OK)
 		esmm_report_status(&st);
 	m = h->model;
 	esmm_schema_check(&m->schema);

@@ -39,9 +39,11 @@ void		esmm_handle_release(esmm_model_handle *h);
 
 /*
  * Decodes a model bytea (ERROR "invalid esmm model: <reason>" on any
- * defect) into a model owned by cxt, with a workspace of max_B rows.
+ * defect) into a model owned by cxt, with a workspace of max_B rows, and
+ * its optimizer state when with_optimizer and the bytea holds one.
  */
-esmm_model_handle *esmm_model_from_bytea(bytea *b, int max_B, MemoryContext cxt);
+esmm_model_handle *esmm_model_from_bytea(bytea *b, int max_B, MemoryContext cxt,
+										 bool with_optimizer);
 
 /* Encodes m into a new bytea in the current memory context. */
 bytea	   *esmm_model_to_bytea(const esmm_model *m, bool with_optimizer);

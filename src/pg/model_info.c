@@ -186,7 +186,7 @@ Datum
 esmm_model_info(PG_FUNCTION_ARGS)
 {
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
-	esmm_model_handle *h = esmm_model_from_bytea(b, 1, CurrentMemoryContext);
+	esmm_model_handle *h = esmm_model_from_bytea(b, 1, CurrentMemoryContext, false);
 	const esmm_model *m = h->model;
 	StringInfoData s;
 	Datum		result;
@@ -246,7 +246,7 @@ Datum
 esmm_model_fingerprint(PG_FUNCTION_ARGS)
 {
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
-	esmm_model_handle *h = esmm_model_from_bytea(b, 1, CurrentMemoryContext);
+	esmm_model_handle *h = esmm_model_from_bytea(b, 1, CurrentMemoryContext, false);
 	esmm_model *m = h->model;
 	bytea	   *canonical;
 	char		hex[33];
@@ -281,7 +281,7 @@ esmm_training_history(PG_FUNCTION_ARGS)
 	const esmm_report *r;
 
 	InitMaterializedSRF(fcinfo, 0);
-	h = esmm_model_from_bytea(b, 1, CurrentMemoryContext);
+	h = esmm_model_from_bytea(b, 1, CurrentMemoryContext, false);
 	r = &h->model->report;
 	for (uint32_t e = 0; e < r->n_epochs; e++)
 	{
@@ -341,7 +341,7 @@ esmm_export(PG_FUNCTION_ARGS)
 {
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
 	esmm_model_kind kind = export_kind(text_to_cstring(PG_GETARG_TEXT_PP(1)));
-	esmm_model_handle *h = esmm_model_from_bytea(b, 1, CurrentMemoryContext);
+	esmm_model_handle *h = esmm_model_from_bytea(b, 1, CurrentMemoryContext, false);
 	esmm_model_handle *sub = esmm_handle_new(NULL, CurrentMemoryContext);
 	esmm_status st;
 	bytea	   *out;

@@ -100,7 +100,7 @@ cache_load(predict_cache *c, Datum raw, bytea *b)
 	/* scoring calls sgemm: the thread count and the signal-blocked pool
 	 * must be in place before OpenBLAS opens a parallel region */
 	esmm_threads_prepare();
-	c->h = esmm_model_from_bytea(b, 1, c->mcxt);
+	c->h = esmm_model_from_bytea(b, 1, c->mcxt, false);
 	m = c->h->model;
 	c->key_is_toast = VARATT_IS_EXTERNAL_ONDISK(v);
 	if (c->key_is_toast)

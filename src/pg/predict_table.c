@@ -323,7 +323,7 @@ predict_table(FunctionCallInfo fcinfo, bool mmoe)
 	Oid			out_relid;
 
 	esmm_threads_prepare();
-	h = esmm_model_from_bytea(b, SCORE_BATCH, CurrentMemoryContext);
+	h = esmm_model_from_bytea(b, SCORE_BATCH, CurrentMemoryContext, false);
 	m = h->model;
 	if ((m->kind == ESMM_KIND_MMOE) != mmoe)
 		ereport(ERROR,

@@ -2109,6 +2109,203 @@ test_export(void)
 	free_data(&d);
 }
 
+/* ------------------------------------------------- scaling out (SPEC §5) */
+
+/* A copy of d's rows in reverse order, as another worker split might
+ * hand them over. */
+static void
+reverse_data(test_data *out, const test_data *d)
+{
+	const esmm_dataset *ds = &d->ds;
+	esmm_chunk *c = &out->chunks[0];
+	size_t		n = ds->n_rows;
+	uint32_t	used = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->ds = *ds;
+	out->ds.chunks = out->chunks;
+	out->ds.order = NULL;
+	alloc_chunk(c, ds, n, d->chunks[0].multi_cap);
+	for (size_t i = 0; i < n; i++)
+	{
+		size_t		r = n - 1 - i;
+		uint32_t	count;
+		const int32_t *ids = esmm_dataset_multi(ds, r, 0, &count);
+
+		memcpy(c->ids + i * ds->n_ids, esmm_dataset_ids(ds, r), ds->n_ids * sizeof(int32_t));
+		memcpy(c->nums + i * ds->n_nums, esmm_dataset_nums(ds, r), ds->n_nums * sizeof(float));
+		memcpy(c->labels + i * ds->n_labels, esmm_dataset_labels(ds, r), ds->n_labels * sizeof(float));
+		c->multi_off[i] = used;
+		memcpy(c->multi_ids + used, ids, count * sizeof(int32_t));
+		used += count;
+	}
+	c->multi_off[n] = used;
+}
+
+/* Whether logical rows r of a and b hold the same values. */
+static int
+same_row(const esmm_dataset *a, size_t ra, const esmm_dataset *b, size_t rb)
+{
+	uint32_t	na,
+				nb;
+	const int32_t *ma = esmm_dataset_multi(a, ra, 0, &na);
+	const int32_t *mb = esmm_dataset_multi(b, rb, 0, &nb);
+
+	return memcmp(esmm_dataset_ids(a, ra), esmm_dataset_ids(b, rb), a->n_ids * 4) == 0 &&
+		memcmp(esmm_dataset_nums(a, ra), esmm_dataset_nums(b, rb), a->n_nums * 4) == 0 &&
+		memcmp(esmm_dataset_labels(a, ra), esmm_dataset_labels(b, rb), a->n_labels * 4) == 0 &&
+		na == nb && memcmp(ma, mb, na * 4) == 0;
+}
+
+/* A model of make_schema/make_arch, initialized from seed, training begun. */
+static esmm_model *
+scaling_model(uint64_t seed, int batch)
+{
+	esmm_schema s;
+	esmm_arch	a;
+	esmm_optim_spec o;
+	esmm_model *m = NULL;
+	esmm_status st;
+
+	make_schema(&s);
+	make_arch(&a, ESMM_LOSS_BCE, 0.0f);
+	esmm_optim_defaults(&o, ESMM_OPTIM_ADAM);
+	o.learning_rate = 0.01f;
+	if (esmm_model_create(&m, &s, &a, ESMM_KIND_ESMM, &st) != ESMM_OK)
+		return NULL;
+	esmm_model_init(m, seed);
+	if (esmm_model_train_begin(m, &o, batch, seed, &st) != ESMM_OK)
+	{
+		esmm_model_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+/*
+ * The canonical order makes the same rows in another order train the
+ * same model (parallel workers' slices); averaging and warm starts do
+ * what the streaming aggregates' combine and esmm_fit rely on.
+ */
+static void
+test_scaling_out(void)
+{
+	test_data d,
+				r;
+	uint32_t   *order[2],
+			   *tmp;
+	size_t		n = 300,
+				same = 0;
+	esmm_model *m[2];
+	esmm_train_spec ts;
+	esmm_status st;
+	int			restored = -1;
+
+	make_training_data(&d, n);
+	reverse_data(&r, &d);
+	order[0] = malloc(n * sizeof(uint32_t));
+	order[1] = malloc(n * sizeof(uint32_t));
+	tmp = malloc(n * sizeof(uint32_t));
+	esmm_dataset_canonical_order(&d.ds, order[0], tmp);
+	esmm_dataset_canonical_order(&r.ds, order[1], tmp);
+	d.ds.order = order[0];
+	r.ds.order = order[1];
+	for (size_t i = 0; i < n; i++)
+		same += same_row(&d.ds, i, &r.ds, i);
+	CHECK(same == n, "canonical order: %zu of %zu rows line up in both orders", same, n);
+	CHECK(!same_row(&d.ds, 0, &d.ds, n - 1), "canonical order: the check can tell rows apart");
+
+	memset(&ts, 0, sizeof(ts));
+	ts.batch_size = 32;
+	ts.epochs = 2;
+	ts.seed = 5;
+	ts.shuffle = 1;
+	esmm_optim_defaults(&ts.optim, ESMM_OPTIM_ADAM);
+	m[0] = scaling_model(3, 32);
+	m[1] = scaling_model(3, 32);
+	CHECK(m[0] && m[1], "scaling: models created");
+	if (!m[0] || !m[1])
+		return;
+	CHECK(esmm_model_train(m[0], &d.ds, &ts, NULL, NULL, &st) == ESMM_OK &&
+		  esmm_model_train(m[1], &r.ds, &ts, NULL, NULL, &st) == ESMM_OK,
+		  "scaling: both orders train");
+	CHECK(memcmp(m[0]->params, m[1]->params, m[0]->n_params * sizeof(float)) == 0,
+		  "canonical order: the same rows in reverse order train bit-identical weights");
+
+	/* averaging: 1/4 of m[0] and 3/4 of a differently seeded model */
+	{
+		esmm_model *b = scaling_model(9, 32);
+		esmm_model *a = scaling_model(3, 32);
+		double		worst = 0.0;
+
+		CHECK(esmm_model_train(b, &d.ds, &ts, NULL, NULL, &st) == ESMM_OK, "scaling: b trains");
+		memcpy(a->params, m[0]->params, a->n_params * sizeof(float));
+		memcpy(a->m1, m[0]->m1, a->n_params * sizeof(float));
+		a->step = 100;
+		b->step = 200;
+		a->schema.features[2].mean = 1.0f;
+		a->schema.features[2].std = 1.0f;
+		b->schema.features[2].mean = 3.0f;
+		b->schema.features[2].std = 1.0f;
+		CHECK(esmm_model_average(a, 1.0, b, 3.0, &st) == ESMM_OK, "average: compatible models");
+		for (size_t i = 0; i < a->n_params; i++)
+		{
+			double		want = 0.25 * m[0]->params[i] + 0.75 * b->params[i];
+
+			worst = fmax(worst, fabs(a->params[i] - want));
+			worst = fmax(worst, fabs(a->m1[i] - (0.25 * m[0]->m1[i] + 0.75 * b->m1[i])));
+		}
+		CHECK(worst < 1e-6, "average: weights and moments are the row-weighted mean (worst %g)", worst);
+		CHECK(a->step == 175, "average: step count %llu, want 175", (unsigned long long) a->step);
+		/* pooled: mean 2.5; second moment 0.25*2 + 0.75*10 = 8; var 1.75 */
+		CHECK_NEAR(a->schema.features[2].mean, 2.5, 1e-6, "average: pooled mean");
+		CHECK_NEAR(a->schema.features[2].std, sqrt(1.75), 1e-6, "average: pooled standard deviation");
+
+		/* warm start: everything the earlier model learned */
+		CHECK(esmm_model_warm_start(m[1], a, 1, &restored, &st) == ESMM_OK && restored == 1,
+			  "warm start: compatible, optimizer restored");
+		CHECK(memcmp(m[1]->params, a->params, a->n_params * sizeof(float)) == 0 &&
+			  memcmp(m[1]->m1, a->m1, a->n_params * sizeof(float)) == 0 &&
+			  m[1]->step == a->step && m[1]->schema.features[2].mean == a->schema.features[2].mean &&
+			  m[1]->report.n_epochs == a->report.n_epochs,
+			  "warm start: weights, moments, step, statistics and history copied");
+		CHECK(esmm_model_warm_start(m[1], a, 0, &restored, &st) == ESMM_OK && restored == 0,
+			  "warm start: without the optimizer state when not asked");
+		esmm_model_free(a);
+		esmm_model_free(b);
+	}
+
+	/* incompatible shapes are refused with the first difference */
+	{
+		esmm_schema s;
+		esmm_arch	a;
+		esmm_model *other = NULL;
+
+		make_schema(&s);
+		make_arch(&a, ESMM_LOSS_BCE, 0.0f);
+		a.tower[ESMM_TOWER_CVR].layers[0].units = 5;
+		CHECK(esmm_model_create(&other, &s, &a, ESMM_KIND_ESMM, &st) == ESMM_OK, "scaling: other created");
+		CHECK(esmm_model_compatible(m[0], other, &st) == ESMM_ERR_ARGUMENT &&
+			  strstr(st.msg, "cvr tower") != NULL, "compatible: another cvr tower is refused: %s", st.msg);
+		CHECK(esmm_model_average(m[0], 1, other, 1, &st) == ESMM_ERR_ARGUMENT, "average: refuses it too");
+		esmm_model_free(other);
+		make_arch(&a, ESMM_LOSS_BCE, 0.0f);
+		s.features[1].n_buckets = 6;
+		CHECK(esmm_model_create(&other, &s, &a, ESMM_KIND_ESMM, &st) == ESMM_OK, "scaling: other created");
+		CHECK(esmm_model_compatible(m[0], other, &st) == ESMM_ERR_ARGUMENT &&
+			  strstr(st.msg, "feature 2 is \"user\" (categorical, 6 buckets") != NULL,
+			  "compatible: other buckets are refused: %s", st.msg);
+		esmm_model_free(other);
+	}
+	esmm_model_free(m[0]);
+	esmm_model_free(m[1]);
+	free(order[0]);
+	free(order[1]);
+	free(tmp);
+	free_data(&d);
+	free_data(&r);
+}
+
 void
 suite_model(void)
 {
@@ -2127,4 +2324,5 @@ suite_model(void)
 	test_fit_metrics(0);
 	test_early_stopping();
 	test_export();
+	test_scaling_out();
 }
