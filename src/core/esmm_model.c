@@ -1777,6 +1777,12 @@ esmm_model_evaluate(esmm_model *m, const esmm_dataset *ds,
 	return rc;
 }
 
+int
+esmm_monitor_improves(int mode_max, float min_delta, double best, double v)
+{
+	return isnan(best) ? !isnan(v) : mode_max ? v > best + min_delta : v < best - min_delta;
+}
+
 /* The monitored value of an epoch; NaN when it is undefined. */
 static double
 monitor_value(const esmm_eval_spec *ev, const esmm_history_epoch *h,
@@ -1806,8 +1812,8 @@ esmm_model_history_append(esmm_model *m)
 	return h;
 }
 
-static void
-history_add_metric(esmm_history_epoch *h, const char *name, double value)
+void
+esmm_history_add_metric(esmm_history_epoch *h, const char *name, double value)
 {
 	if (h->n_metrics >= 16)
 		return;
@@ -1942,16 +1948,13 @@ esmm_model_fit(esmm_model *m, const esmm_dataset *ds, const esmm_dataset *val,
 			if ((rc = esmm_model_evaluate(m, has_val ? val : ds, ev, values, &val_loss, st)) != ESMM_OK)
 				break;
 			if (has_val)
-				history_add_metric(h, "val_loss", val_loss);
+				esmm_history_add_metric(h, "val_loss", val_loss);
 			for (uint32_t k = 0; k < ev->n_metrics; k++)
-				history_add_metric(h, ev->metrics[k].name, values[k]);
+				esmm_history_add_metric(h, ev->metrics[k].name, values[k]);
 			v = monitor_value(ev, h, values, val_loss);
 			if (ev->early_stopping)
 			{
-				int			better = isnan(best) ? !isnan(v) :
-					ev->mode_max ? v > best + ev->min_delta : v < best - ev->min_delta;
-
-				if (better)
+				if (esmm_monitor_improves(ev->mode_max, ev->min_delta, best, v))
 				{
 					best = v;
 					wait = 0;

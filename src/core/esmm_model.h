@@ -387,6 +387,14 @@ esmm_code	esmm_model_fit(esmm_model *m, const esmm_dataset *train,
  * NULL when out of memory. */
 esmm_history_epoch *esmm_model_history_append(esmm_model *m);
 
+/* Adds metric name = value to history entry h (at most 16; names cut to
+ * 31 bytes). */
+void		esmm_history_add_metric(esmm_history_epoch *h, const char *name, double value);
+
+/* Early stopping's test: whether monitor value v improves on best (NaN:
+ * none yet) by more than min_delta, larger being better with mode_max. */
+int			esmm_monitor_improves(int mode_max, float min_delta, double best, double v);
+
 /* ------------------------------------------- warm start and averaging */
 
 /*

@@ -12,7 +12,9 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "port/pg_crc32c.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
 #include "encoder.h"
@@ -226,4 +228,33 @@ esmm_model_to_bytea(const esmm_model *m, bool with_optimizer)
 						  esmm_pg_crc32c, &st) != ESMM_OK)
 		esmm_report_status(&st);
 	return out;
+}
+
+void
+esmm_format_metrics(StringInfo out, const esmm_history_epoch *h)
+{
+	resetStringInfo(out);
+	for (uint32_t k = 0; k < h->n_metrics; k++)
+		appendStringInfo(out, ", %s %.6f", h->metric_names[k], h->metric_values[k]);
+}
+
+void
+esmm_notice_early_stopping(uint32 epoch, const char *monitor, float min_delta,
+						   uint32 patience, uint32 best_epoch)
+{
+	ereport(NOTICE,
+			(errmsg("early stopping after epoch %u: %s has not improved by more than %g for %u epochs; keeping the weights of epoch %u",
+					epoch, monitor, min_delta, patience, best_epoch)));
+}
+
+char *
+esmm_relation_sql_name(Oid relid)
+{
+	char	   *name = get_rel_name(relid);
+
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), name);
 }

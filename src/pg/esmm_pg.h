@@ -7,6 +7,8 @@
 
 #include "postgres.h"
 
+#include "lib/stringinfo.h"
+
 #include "esmm_model.h"
 
 extern int	esmm_threads;		/* GUC esmm.threads */
@@ -47,6 +49,17 @@ esmm_model_handle *esmm_model_from_bytea(bytea *b, int max_B, MemoryContext cxt,
 
 /* Encodes m into a new bytea in the current memory context. */
 bytea	   *esmm_model_to_bytea(const esmm_model *m, bool with_optimizer);
+
+/* ", name value" for each metric of an epoch's history entry, into out
+ * (reset first): the epoch NOTICEs of esmm_train and esmm_fit. */
+void		esmm_format_metrics(StringInfo out, const esmm_history_epoch *h);
+
+/* The early-stopping NOTICE of esmm_train and esmm_fit. */
+void		esmm_notice_early_stopping(uint32 epoch, const char *monitor, float min_delta,
+									   uint32 patience, uint32 best_epoch);
+
+/* A relation's schema-qualified, quoted name, for a query. */
+char	   *esmm_relation_sql_name(Oid relid);
 
 /* CRC-32C with PostgreSQL's pg_crc32c, the core's esmm_crc_fn. */
 uint32_t	esmm_pg_crc32c(const void *data, size_t len);

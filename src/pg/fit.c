@@ -24,23 +24,9 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
-#include "utils/lsyscache.h"
 
 #include "esmm_config.h"
 #include "esmm_pg.h"
-
-/* The relation's name, schema-qualified and quoted, for a query. */
-static char *
-relation_sql_name(Oid relid)
-{
-	char	   *name = get_rel_name(relid);
-
-	if (name == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), name);
-}
 
 /*
  * Runs a one-row, one-column query with the inner aggregates' NOTICEs
@@ -122,11 +108,7 @@ record_validation(esmm_history_epoch *h, Jsonb *metrics)
 			rows = isnull ? 0 : (uint64) x;
 			continue;
 		}
-		if (h->n_metrics >= 16)
-			continue;
-		strlcpy(h->metric_names[h->n_metrics], strcmp(key, "loss") == 0 ? "val_loss" : key,
-				sizeof(h->metric_names[0]));
-		h->metric_values[h->n_metrics++] = x;
+		esmm_history_add_metric(h, strcmp(key, "loss") == 0 ? "val_loss" : key, x);
 	}
 	return rows;
 }
@@ -141,18 +123,6 @@ monitor_value(const esmm_config *cfg, const esmm_history_epoch *h)
 		if (strcmp(h->metric_names[k], cfg->es_monitor) == 0)
 			return h->metric_values[k];
 	return NAN;
-}
-
-/* ", name value" for each metric of an epoch. */
-static char *
-metrics_text(const esmm_history_epoch *h)
-{
-	StringInfoData s;
-
-	initStringInfo(&s);
-	for (uint32_t k = 0; k < h->n_metrics; k++)
-		appendStringInfo(&s, ", %s %.6f", h->metric_names[k], h->metric_values[k]);
-	return s.data;
 }
 
 static Datum
@@ -173,16 +143,18 @@ fit(FunctionCallInfo fcinfo, esmm_model_kind kind, const char *fn)
 	esmm_model *m;
 	bytea	   *out;
 	instr_time	t_start;
+	StringInfoData metrics;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s source and configuration must not be null", fn)));
 	esmm_config_parse_kind(&cfg, PG_GETARG_JSONB_P(1), kind);
-	source = relation_sql_name(PG_GETARG_OID(0));
+	source = esmm_relation_sql_name(PG_GETARG_OID(0));
 	if (!PG_ARGISNULL(2))
-		validation = relation_sql_name(PG_GETARG_OID(2));
+		validation = esmm_relation_sql_name(PG_GETARG_OID(2));
 	prev = cfg.init_model;
+	initStringInfo(&metrics);
 	INSTR_TIME_SET_CURRENT(t_start);
 
 	SPI_connect();
@@ -230,19 +202,16 @@ fit(FunctionCallInfo fcinfo, esmm_model_kind kind, const char *fn)
 		INSTR_TIME_SET_CURRENT(t1);
 		INSTR_TIME_SUBTRACT(t1, t0);
 		h->seconds = INSTR_TIME_GET_DOUBLE(t1);
+		esmm_format_metrics(&metrics, h);
 		ereport(NOTICE,
 				(errmsg("%s epoch %u/%u: loss %.6f%s, " UINT64_FORMAT " rows, %.0f rows/s",
-						fn, e, cfg.train.epochs, h->train_loss, metrics_text(h), h->rows,
+						fn, e, cfg.train.epochs, h->train_loss, metrics.data, h->rows,
 						h->seconds > 0 ? h->rows / h->seconds : 0.0)));
 		value = monitor_value(&cfg, h);
 		done = e;
 		if (cfg.early_stopping_given)
 		{
-			bool		better = isnan(best_value) ? !isnan(value) :
-				cfg.es_mode_max ? value > best_value + cfg.es_min_delta :
-				value < best_value - cfg.es_min_delta;
-
-			if (better)
+			if (esmm_monitor_improves(cfg.es_mode_max, cfg.es_min_delta, best_value, value))
 			{
 				best_value = value;
 				best_epoch = h->epoch;
@@ -251,9 +220,8 @@ fit(FunctionCallInfo fcinfo, esmm_model_kind kind, const char *fn)
 			else if (++wait >= cfg.es_patience && e < cfg.train.epochs)
 			{
 				stopped = true;
-				ereport(NOTICE,
-						(errmsg("early stopping after epoch %u: %s has not improved by more than %g for %u epochs; keeping the weights of epoch %u",
-								e, cfg.es_monitor, cfg.es_min_delta, cfg.es_patience, best_epoch)));
+				esmm_notice_early_stopping(e, cfg.es_monitor, cfg.es_min_delta, cfg.es_patience,
+										   best_epoch);
 			}
 		}
 		{

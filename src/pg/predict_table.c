@@ -383,9 +383,7 @@ predict_table(FunctionCallInfo fcinfo, bool mmoe)
 		for (uint32_t f = 0; f < m->schema.n_features; f++)
 			appendStringInfo(&sql, ", s.%s",
 							 quote_identifier(NameStr(TupleDescAttr(rel_desc, enc.attnum[f])->attname)));
-		appendStringInfo(&sql, " FROM %s s",
-						 quote_qualified_identifier(get_namespace_name(get_rel_namespace(source)),
-													get_rel_name(source)));
+		appendStringInfo(&sql, " FROM %s s", esmm_relation_sql_name(source));
 	}
 	cursor = SPI_cursor_open_with_args(NULL, sql.data, 0, NULL, NULL, NULL, true, 0);
 

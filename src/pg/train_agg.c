@@ -87,7 +87,7 @@ typedef struct esmm_train_state
 } esmm_train_state;
 
 static void stream_train_window(esmm_train_state *s);
-static void switch_to_streaming(esmm_train_state *s, const char *why);
+static void switch_to_streaming(esmm_train_state *s, bool announce);
 
 /* ------------------------------------------------------------- buffer */
 
@@ -183,7 +183,7 @@ row_slot(esmm_train_state *s, row_buffer *buf, size_t *r)
 	{
 		if (s->cfg.mode != ESMM_MODE_AUTO)
 			memory_exceeded(s, 0);
-		switch_to_streaming(s, "would exceed");
+		switch_to_streaming(s, true);
 	}
 	k = ds->n_rows >> ESMM_CHUNK_ROWS_LOG2;
 	*r = ds->n_rows & (ESMM_CHUNK_ROWS - 1);
@@ -196,7 +196,7 @@ row_slot(esmm_train_state *s, row_buffer *buf, size_t *r)
 	{
 		if (is_train && !s->streaming && s->cfg.mode == ESMM_MODE_AUTO)
 		{
-			switch_to_streaming(s, "would exceed");
+			switch_to_streaming(s, true);
 			return row_slot(s, buf, r);
 		}
 		if (s->streaming && s->train.ds.n_rows > 0)
@@ -496,12 +496,12 @@ stream_train_window(esmm_train_state *s)
 }
 
 /*
- * From here on, train windows as rows arrive (why: the buffer would
- * exceed esmm.max_memory; NULL: mode streaming asked for it).  The rows
- * already buffered are the first window.
+ * From here on, train windows as rows arrive: announce (once) when the
+ * buffer would exceed esmm.max_memory, quietly when mode streaming asked
+ * for it.  The rows already buffered are the first window.
  */
 static void
-switch_to_streaming(esmm_train_state *s, const char *why)
+switch_to_streaming(esmm_train_state *s, bool announce)
 {
 	size_t		fit;
 
@@ -511,12 +511,12 @@ switch_to_streaming(esmm_train_state *s, const char *why)
 	/* the window's share of the budget; the validation rows take the rest */
 	fit = s->budget / s->row_bytes;
 	s->window_rows = Max(1, Min((size_t) s->cfg.streaming_window, fit));
-	if (why != NULL && !s->switch_noticed && !IsParallelWorker())
+	if (announce && !s->switch_noticed && !IsParallelWorker())
 	{
 		s->switch_noticed = true;
 		ereport(NOTICE,
-				(errmsg("encoded rows %s esmm.max_memory (%d kB) after " UINT64_FORMAT " rows: training in streaming mode, one pass in windows of up to %zu rows",
-						why, esmm_max_memory_kb, s->rows_seen, s->window_rows),
+				(errmsg("encoded rows would exceed esmm.max_memory (%d kB) after " UINT64_FORMAT " rows: training in streaming mode, one pass in windows of up to %zu rows",
+						esmm_max_memory_kb, s->rows_seen, s->window_rows),
 				 errhint("esmm_fit trains several epochs over a table of any size; set train_args.mode to \"memory\" to make this an error.")));
 	}
 	stream_train_window(s);
@@ -597,7 +597,7 @@ train_state_new(MemoryContext aggcxt, Jsonb *cfg_json, Oid rowtype, int32 rowtyp
 		s->val_threshold = 0;
 	}
 	else if (s->cfg.mode == ESMM_MODE_STREAMING)
-		switch_to_streaming(s, NULL);
+		switch_to_streaming(s, false);
 	if (s->cfg.init_model != NULL && !s->evaluate_only)
 	{
 		s->init = esmm_model_from_bytea(s->cfg.init_model, 1, aggcxt, true);
@@ -746,15 +746,6 @@ typedef struct train_progress
 	StringInfoData metrics;		/* the last epoch's metrics, for with_metrics */
 } train_progress;
 
-/* ", name value" for each metric of an epoch's history entry. */
-static void
-format_metrics(StringInfo out, const esmm_history_epoch *h)
-{
-	resetStringInfo(out);
-	for (uint32_t k = 0; k < h->n_metrics; k++)
-		appendStringInfo(out, ", %s %.6f", h->metric_names[k], h->metric_values[k]);
-}
-
 /*
  * Between batches, on the main thread: honour a cancel (the core owns no
  * memory outside the model, which its memory-context callback frees) and
@@ -773,16 +764,14 @@ esmm_train_progress(void *arg, const esmm_progress *p)
 	INSTR_TIME_SET_CURRENT(now);
 	if (p->end_of_epoch)
 	{
-		format_metrics(&tp->metrics, p->history);
+		esmm_format_metrics(&tp->metrics, p->history);
 		ereport(NOTICE,
 				(errmsg("epoch %u/%u: loss %.6f%s, " UINT64_FORMAT " rows, %.0f rows/s",
 						p->epoch, ts->epochs, p->running_loss, tp->metrics.data, p->rows_done,
 						p->seconds > 0 ? p->rows_done / p->seconds : 0.0)));
 		if (p->stopping)
-			ereport(NOTICE,
-					(errmsg("early stopping after epoch %u: %s has not improved by more than %g for %u epochs; keeping the weights of epoch %u",
-							p->epoch, tp->cfg->es_monitor, tp->cfg->es_min_delta,
-							tp->cfg->es_patience, tp->m->report.best_epoch)));
+			esmm_notice_early_stopping(p->epoch, tp->cfg->es_monitor, tp->cfg->es_min_delta,
+									   tp->cfg->es_patience, tp->m->report.best_epoch);
 		tp->last_notice = now;
 		return 0;
 	}
@@ -926,14 +915,9 @@ stream_finish(esmm_train_state *s)
 		esmm_threads_prepare();
 		if (esmm_model_evaluate(m, &s->val.ds, &s->ev, values, &val_loss, &st) != ESMM_OK)
 			esmm_report_status(&st);
-		snprintf(h->metric_names[0], sizeof(h->metric_names[0]), "val_loss");
-		h->metric_values[0] = val_loss;
-		h->n_metrics = 1;
-		for (uint32_t k = 0; k < s->ev.n_metrics && h->n_metrics < 16; k++, h->n_metrics++)
-		{
-			strlcpy(h->metric_names[h->n_metrics], s->ev.metrics[k].name, sizeof(h->metric_names[0]));
-			h->metric_values[h->n_metrics] = values[k];
-		}
+		esmm_history_add_metric(h, "val_loss", val_loss);
+		for (uint32_t k = 0; k < s->ev.n_metrics; k++)
+			esmm_history_add_metric(h, s->ev.metrics[k].name, values[k]);
 	}
 	report_rows(m, s, s->rows_trained);
 	notice_summary(s, m, psprintf("one streaming pass in " UINT64_FORMAT " windows", s->windows));
@@ -1121,10 +1105,15 @@ rows_append(esmm_train_state *s, row_buffer *buf, const char *p, uint64 n, uint6
 	const char *ids = p,
 			   *nums = ids + n * ds->n_ids * 4,
 			   *labels = nums + n * ds->n_nums * 4,
-			   *counts = labels + n * ds->n_labels * 4,
-			   *multi = counts + n * ds->n_multi * 4;
-	const char *multi_end = multi + multi_ids * 4;
+			   *counts = labels + n * ds->n_labels * 4;
+	int32_t    *multi = NULL;	/* the array ids, aligned */
+	uint64		used = 0;
 
+	if (ds->n_multi > 0)
+	{
+		multi = palloc(Max(1, multi_ids) * sizeof(int32_t));
+		memcpy(multi, counts + n * ds->n_multi * 4, multi_ids * 4);
+	}
 	for (uint64 i = 0; i < n; i++)
 	{
 		size_t		r;
@@ -1137,18 +1126,15 @@ rows_append(esmm_train_state *s, row_buffer *buf, const char *p, uint64 n, uint6
 		memcpy(s->multi_counts, counts + i * ds->n_multi * 4, ds->n_multi * 4);
 		for (uint32_t k = 0; k < ds->n_multi; k++)
 		{
-			int32_t    *tmp;
-
-			if ((size_t) (multi_end - multi) / 4 < s->multi_counts[k])
+			if (multi_ids - used < s->multi_counts[k])
 				elog(ERROR, "invalid esmm training state: array ids beyond its end");
-			tmp = palloc(Max(1, s->multi_counts[k]) * 4);
-			memcpy(tmp, multi, s->multi_counts[k] * 4);
-			esmm_idbuf_append(&buf->multi, tmp, s->multi_counts[k]);
-			pfree(tmp);
-			multi += s->multi_counts[k] * 4;
+			esmm_idbuf_append(&buf->multi, multi + used, s->multi_counts[k]);
+			used += s->multi_counts[k];
 		}
 		row_commit(s, buf, c, r, multi_before, s->multi_counts);
 	}
+	if (multi != NULL)
+		pfree(multi);
 }
 
 PG_FUNCTION_INFO_V1(esmm_train_serialize);
@@ -1292,21 +1278,21 @@ combine_models(esmm_train_state *s, const state_view *v)
 	bytea	   *b = palloc(VARHDRSZ + v->h.model_len);
 	esmm_model_handle *other;
 	esmm_status st;
-	int			restored;
 
 	SET_VARSIZE(b, VARHDRSZ + v->h.model_len);
 	memcpy(VARDATA(b), v->model, v->h.model_len);
 	other = esmm_model_from_bytea(b, 1, CurrentMemoryContext, true);
 	pfree(b);
-	switch_to_streaming(s, "would exceed");
+	switch_to_streaming(s, true);
 	esmm_status_clear(&st);
 	if (s->h == NULL)
 	{
-		s->init = other;		/* its statistics, then its weights */
+		esmm_model_handle *own = s->init;
+
+		/* warm-started from it: its statistics, weights and optimizer state */
+		s->init = other;
 		state_model_create(s, NULL);
-		s->init = NULL;
-		if (esmm_model_warm_start(s->h->model, other->model, 1, &restored, &st) != ESMM_OK)
-			esmm_report_status(&st);
+		s->init = own;
 	}
 	else if (esmm_model_average(s->h->model, (double) s->rows_trained, other->model,
 								(double) v->h.rows_trained, &st) != ESMM_OK)

@@ -4,7 +4,7 @@
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(14);
+SELECT plan(15);
 
 -- a model small enough that esmm.max_memory can be a quarter of the rows
 CREATE TEMP TABLE sc AS SELECT '{
@@ -58,6 +58,20 @@ SELECT ok(pg_temp.plan_of('SELECT mmoe_train(i, ''{"inputs": {"defs": [{"name": 
 SELECT is((SELECT esmm_model_fingerprint(esmm_train(i, (SELECT cfg FROM sc) || '{"train_args": {"epochs": 1, "seed": 7, "batch_size": 256}}')) FROM sc_train i),
 		  (SELECT esmm_model_fingerprint(one) FROM ref),
 	'a parallel in-memory esmm_train gives the serial model, bit for bit');
+
+-- array features travel between processes too
+CREATE TABLE sc_tags AS SELECT g AS id, g % 50 AS a,
+	array[g % 7, g % 11, (g / 3) % 5] || CASE WHEN g % 4 = 0 THEN '{}'::int[] ELSE array[g % 13] END AS tags,
+	(g % 3 = 0)::int AS click, (g % 9 = 0)::int AS conv
+	FROM generate_series(1, 30000) g;
+SET max_parallel_workers_per_gather = 0;
+CREATE TEMP TABLE tags_serial AS SELECT esmm_model_fingerprint(esmm_train(t, '{"ctr_label_name": "click", "cvr_label_name": "conv",
+	"inputs": {"defs": [{"name": "a", "vocab_size": 50}, {"name": "tags", "type": "multi", "hash_buckets": 100}]}}')) AS f FROM sc_tags t;
+SET max_parallel_workers_per_gather = 2;
+SELECT is((SELECT esmm_model_fingerprint(esmm_train(t, '{"ctr_label_name": "click", "cvr_label_name": "conv",
+	"inputs": {"defs": [{"name": "a", "vocab_size": 50}, {"name": "tags", "type": "multi", "hash_buckets": 100}]}}')) FROM sc_tags t),
+		  (SELECT f FROM tags_serial),
+	'with an array feature, too, a parallel in-memory esmm_train gives the serial model');
 
 -- streaming: each participant trains its slice, the leader averages
 CREATE TEMP TABLE par AS SELECT esmm_train(i, jsonb_set((SELECT cfg FROM sc) || '{"train_args": {"epochs": 1, "seed": 7, "batch_size": 256}}',
