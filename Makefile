@@ -30,7 +30,7 @@ PG_CFLAGS = -fopenmp -Wno-declaration-after-statement
 CORE_OPT = -O3 -fno-math-errno -fno-trapping-math
 $(CORE_SRCS:.c=.o): CFLAGS += $(CORE_OPT)
 SHLIB_LINK = -fopenmp -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -lm
-EXTRA_CLEAN = test/unit/esmm_unit test/unit/esmm_unit_san results regression.diffs regression.out
+EXTRA_CLEAN = test/unit/esmm_unit test/unit/esmm_unit_san test/fuzz/replay_san test/fuzz/replay_corpus results regression.diffs regression.out
 
 PG_CONFIG ?= pg_config
 # No LLVM bitcode: JIT inlining buys nothing for functions that call BLAS,
@@ -51,12 +51,21 @@ test/unit/esmm_unit_san: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard src/core/*.h test/
 	$(CC) $(UNIT_CFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 		-fno-sanitize-recover=undefined -o $@ $(CORE_SRCS) $(UNIT_SRCS) $(UNIT_LIBS)
 
+# fuzz_decode's target without libFuzzer, under the same sanitizers: replays
+# the kept inputs and the seed corpus in the test suite.
+test/fuzz/replay_san: $(CORE_SRCS) test/fuzz/fuzz_decode.c test/fuzz/replay.c $(wildcard src/core/*.h) test/crc32c_ref.h
+	$(CC) $(UNIT_CFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+		-fno-sanitize-recover=undefined -o $@ test/fuzz/replay.c test/fuzz/fuzz_decode.c $(CORE_SRCS) $(UNIT_LIBS)
+
 .PHONY: unit unit-sanitize
 unit: test/unit/esmm_unit
 	OMP_NUM_THREADS=2 ./test/unit/esmm_unit
 
-unit-sanitize: test/unit/esmm_unit_san
+unit-sanitize: test/unit/esmm_unit_san test/fuzz/replay_san test/fuzz/make_corpus
 	OMP_NUM_THREADS=2 ASAN_OPTIONS=detect_leaks=1 ./test/unit/esmm_unit_san
+	rm -rf test/fuzz/replay_corpus && mkdir -p test/fuzz/replay_corpus
+	./test/fuzz/make_corpus test/fuzz/replay_corpus >/dev/null
+	OMP_NUM_THREADS=2 ASAN_OPTIONS=detect_leaks=1 ./test/fuzz/replay_san test/fuzz/regressions/* test/fuzz/replay_corpus/*
 
 # libFuzzer on the model decoder (clang, Debian's libclang-rt), not in the
 # test suite: make fuzz FUZZ_SECONDS=600.  Crashes land in test/fuzz/crashes;
@@ -81,3 +90,10 @@ fuzz: test/fuzz/fuzz_decode test/fuzz/make_corpus
 	./test/fuzz/make_corpus test/fuzz/corpus
 	./test/fuzz/fuzz_decode -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 		-artifact_prefix=test/fuzz/crashes/ test/fuzz/corpus test/fuzz/regressions
+
+# The pg_regress suite with the backends under valgrind memcheck, on its own
+# cluster (.tmp/pg-54339, port 54339); slow, not in the test suite.  A subset:
+# make check-valgrind ESMM_VALGRIND_TESTS="regress_errors regress_train".
+.PHONY: check-valgrind
+check-valgrind:
+	bash test/valgrind.sh

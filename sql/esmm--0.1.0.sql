@@ -150,6 +150,11 @@ CREATE FUNCTION esmm_model_fingerprint(model bytea) RETURNS text
 COMMENT ON FUNCTION esmm_model_fingerprint(bytea) IS
 	'md5 of the model with its training durations zeroed: equal for two trainings with the same seed, rows and threads';
 
+CREATE FUNCTION esmm_live_models() RETURNS bigint
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION esmm_live_models() IS
+	'how many models this backend holds in memory outside memory contexts (decoded for scoring, or being trained); 0 between statements, also after a cancelled one';
+
 -- ---------------------------------------------------------- evaluation
 -- Exact metric aggregates, parallel safe: each has a combine function and
 -- serializes its internal state to bytea for parallel workers.  Scores are

@@ -3,6 +3,7 @@
 # non-default port (ESMM_PGPORT, default 54329), never the system cluster.
 #   test/cluster.sh start    initdb (fresh) and start
 #   test/cluster.sh stop     stop it
+#   test/cluster.sh restart  restart it (to apply ALTER SYSTEM settings)
 #   test/cluster.sh env      print the PG* variables to eval
 # PostgreSQL refuses to run as root, so as root the server runs as the
 # postgres user that the Debian package creates.
@@ -35,11 +36,14 @@ CONF
 stop)
 	as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
 	;;
+restart)
+	as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m fast -w restart >/dev/null
+	;;
 env)
 	echo "export PGHOST='$dir' PGPORT=$port PGUSER=postgres"
 	;;
 *)
-	echo "usage: $0 start|stop|env" >&2
+	echo "usage: $0 start|stop|restart|env" >&2
 	exit 2
 	;;
 esac

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian 12 machine as root:
-#   C unit tests (plain, then under ASan and UBSan), pg_regress, pgTAP
-#   (behaviour, then pg_dump/restore), and a crash check of the server log.
+#   C unit tests (plain, then under ASan and UBSan, with the fuzz target
+#   replaying its kept inputs), pg_regress, pgTAP (behaviour, cancellation,
+#   signals, then pg_dump/restore), concurrency with the library preloaded,
+#   and a crash check of the server log.
 # Installs missing packages, builds, installs the extension, and runs a
 # throwaway cluster in .tmp/pg-54329 on port 54329.
 set -euo pipefail
@@ -37,7 +39,7 @@ tap_setup() {
 	psql -qX -v ON_ERROR_STOP=1 -d esmm_tap -f test/pgtap/setup.sql >/dev/null
 }
 step "pgTAP setup: data and a stored model" tap_setup
-step "pgTAP behaviour" pg_prove -d esmm_tap test/pgtap/behaviour.sql test/pgtap/evaluation.sql test/pgtap/mmoe.sql test/pgtap/predict_table.sql test/pgtap/scaling.sql
+step "pgTAP behaviour" pg_prove -d esmm_tap test/pgtap/behaviour.sql test/pgtap/evaluation.sql test/pgtap/mmoe.sql test/pgtap/predict_table.sql test/pgtap/scaling.sql test/pgtap/robustness.sql
 
 step "progress NOTICEs" bash test/progress_notices.sh
 
@@ -55,6 +57,8 @@ no_crash() {
 		return 1
 	fi
 }
+step "concurrency: 8 scoring sessions and 1 training, esmm preloaded" bash test/concurrency.sh
+
 step "no backend crash in the server log" no_crash
 
 echo "esmm tests: $passed passed, $failed failed"

@@ -311,6 +311,11 @@ compute_layout(esmm_model *m, esmm_status *st)
 				return esmm_fail(st, ESMM_ERR_NOMEM, "tower parameters overflow size_t");
 		}
 	}
+	/* the towers read one input buffer when they read the same features */
+	m->shared_input = m->kind != ESMM_KIND_MMOE && m->has_tower[0] && m->has_tower[1] &&
+		m->arch.tower[0].n_inputs == m->arch.tower[1].n_inputs &&
+		memcmp(m->arch.tower[0].inputs, m->arch.tower[1].inputs,
+			   m->arch.tower[0].n_inputs * sizeof(m->arch.tower[0].inputs[0])) == 0;
 	m->n_params = cur;
 	m->n_state = scur;
 	return ESMM_OK;
@@ -329,6 +334,15 @@ model_alloc_floats(size_t n)
 
 /* Validates and lays out a model without allocating its buffers: an ESMM
  * kind from arch, or ESMM_KIND_MMOE from mmoe. */
+/* Models allocated and not yet freed in this process (esmm_model_live). */
+static long live_models = 0;
+
+long
+esmm_model_live(void)
+{
+	return live_models;
+}
+
 static esmm_code
 model_new_layout(esmm_model **out, const esmm_schema *schema,
 				 const esmm_arch *arch, const mmoe_arch *mmoe,
@@ -349,6 +363,7 @@ model_new_layout(esmm_model **out, const esmm_schema *schema,
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
 		return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for the model");
+	live_models++;
 	m->kind = kind;
 	m->schema = *schema;
 	if (kind == ESMM_KIND_MMOE)
@@ -483,6 +498,7 @@ esmm_model_free(esmm_model *m)
 {
 	if (m == NULL)
 		return;
+	live_models--;
 	free_workspace(m);
 	free(m->params);
 	free(m->state);
@@ -682,69 +698,86 @@ max_width(const esmm_model *m)
 	return w;
 }
 
+/*
+ * Lays the float workspace for batches of B rows out from p, or only sizes
+ * it when p is NULL; returns its length in floats.  Sizing and carving are
+ * one walk, so that they cannot disagree.
+ */
+static size_t
+workspace_carve(esmm_model *m, float *p, size_t B)
+{
+	size_t		cur = 0;
+
+#define CARVE(ptr, count) \
+	do { (ptr) = p != NULL ? p + cur : NULL; cur += (count); } while (0)
+	for (int t = 0; t < 2; t++)
+	{
+		if (!m->has_tower[t])
+			continue;
+		if (t == 1 && m->shared_input)
+			m->input[1] = m->input[0];
+		else
+			CARVE(m->input[t], B * m->tower_in[t]);
+		CARVE(m->d_input[t], B * m->tower_in[t]);
+		{
+			esmm_stack	stack = tower_stack(m, t);
+			float	   *acts;
+
+			CARVE(acts, esmm_stack_acts_size(&stack, B));
+			if (p != NULL)
+				esmm_stack_carve(&stack, acts, B);
+		}
+		CARVE(m->logit[t], B);
+		CARVE(m->d_logit[t], B);
+	}
+	for (int i = 0; i < 3; i++)
+		CARVE(m->scratch[i], B * max_width(m));
+	for (int i = 0; i < 3; i++)
+		CARVE(m->prob[i], B);
+	CARVE(m->y_task[0], B);
+	CARVE(m->y_task[1], B);
+	CARVE(m->dp, B);
+	CARVE(m->batch_nums, B * m->n_nums);
+	CARVE(m->batch_labels, B * (m->schema.n_labels > 0 ? m->schema.n_labels : 1));
+#undef CARVE
+	return cur;
+}
+
+/* The id buffers of a batch of B rows, in int32 slots. */
+static size_t
+workspace_id_slots(const esmm_model *m, size_t B)
+{
+	return B * (m->n_ids > 0 ? m->n_ids : 1) + (B * m->n_ids + 1) +
+		((B + 1) * m->n_multi + 1) + (B * (m->n_multi > 0 ? 4 : 0) + 1);
+}
+
+size_t
+esmm_model_workspace_bytes(const esmm_model *m, int max_B)
+{
+	size_t		B = (size_t) (max_B > 0 ? max_B : 1);
+	/* a model's widths are at most 65536 and its layers, stacks and
+	 * features a few hundred, so these sums stay far below SIZE_MAX */
+	size_t		floats = workspace_carve((esmm_model *) m, NULL, B) +
+		(m->kind == ESMM_KIND_MMOE ? mmoe_workspace_floats(m, B) : 0);
+
+	return (floats + workspace_id_slots(m, B)) * sizeof(float);
+}
+
 esmm_code
 esmm_model_workspace(esmm_model *m, int max_B, esmm_status *st)
 {
 	size_t		B = (size_t) max_B,
-				total = 0,
 				n;
-	float	   *p = NULL;
+	float	   *p;
 	esmm_code	rc;
 
 	if (max_B < 1 || max_B > (1 << 24))
 		return esmm_fail(st, ESMM_ERR_ARGUMENT, "batch size %d is not in 1..%d", max_B, 1 << 24);
 	free_workspace(m);
-	/* the towers read one input buffer when they read the same features */
-	m->shared_input = m->kind != ESMM_KIND_MMOE && m->has_tower[0] && m->has_tower[1] &&
-		m->arch.tower[0].n_inputs == m->arch.tower[1].n_inputs &&
-		memcmp(m->arch.tower[0].inputs, m->arch.tower[1].inputs,
-			   m->arch.tower[0].n_inputs * sizeof(m->arch.tower[0].inputs[0])) == 0;
-
-	/* Two passes over the same carving: the first sizes, the second sets. */
-	for (int pass = 0; pass < 2; pass++)
-	{
-		size_t		cur = 0;
-
-#define CARVE(ptr, count) \
-	do { (ptr) = pass ? p + cur : NULL; cur += (count); } while (0)
-		for (int t = 0; t < 2; t++)
-		{
-			if (!m->has_tower[t])
-				continue;
-			if (t == 1 && m->shared_input)
-				m->input[1] = m->input[0];
-			else
-				CARVE(m->input[t], B * m->tower_in[t]);
-			CARVE(m->d_input[t], B * m->tower_in[t]);
-			{
-				esmm_stack	stack = tower_stack(m, t);
-				float	   *acts;
-
-				CARVE(acts, esmm_stack_acts_size(&stack, B));
-				if (pass)
-					esmm_stack_carve(&stack, acts, B);
-			}
-			CARVE(m->logit[t], B);
-			CARVE(m->d_logit[t], B);
-		}
-		for (int i = 0; i < 3; i++)
-			CARVE(m->scratch[i], B * max_width(m));
-		for (int i = 0; i < 3; i++)
-			CARVE(m->prob[i], B);
-		CARVE(m->y_task[0], B);
-		CARVE(m->y_task[1], B);
-		CARVE(m->dp, B);
-		CARVE(m->batch_nums, B * m->n_nums);
-		CARVE(m->batch_labels, B * (m->schema.n_labels > 0 ? m->schema.n_labels : 1));
-#undef CARVE
-		if (pass == 0)
-		{
-			total = cur;
-			if (!esmm_size_mul(total, sizeof(float), &n) || (p = malloc(n)) == NULL)
-				return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for a batch of %d rows", max_B);
-			m->work = p;
-		}
-	}
+	if (!esmm_size_mul(workspace_carve(m, NULL, B), sizeof(float), &n) || (p = malloc(n)) == NULL)
+		return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for a batch of %d rows", max_B);
+	m->work = p;
+	workspace_carve(m, p, B);
 	m->col_ids = malloc((B * (m->n_ids > 0 ? m->n_ids : 1)) * sizeof(int32_t));
 	m->batch_ids = malloc((B * m->n_ids + 1) * sizeof(int32_t));
 	m->batch_multi_off = malloc(((B + 1) * m->n_multi + 1) * sizeof(uint32_t));

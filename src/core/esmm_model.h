@@ -230,6 +230,12 @@ int			esmm_model_variances_valid(const esmm_model *m);
 /* Frees the model and everything it owns.  NULL is allowed. */
 void		esmm_model_free(esmm_model *m);
 
+/* How many models this process has created and not freed: a leak check
+ * for a caller that can be interrupted (a cancelled query must free its
+ * models).  Models are created and freed on one thread, so it is a plain
+ * counter. */
+long		esmm_model_live(void);
+
 /* Copies the config JSON text into the model. */
 esmm_code	esmm_model_set_config(esmm_model *m, const char *json, size_t len,
 								  esmm_status *st);
@@ -244,6 +250,11 @@ void		esmm_model_init(esmm_model *m, uint64_t seed);
 
 /* Allocates the workspace for batches of up to max_B rows (scoring). */
 esmm_code	esmm_model_workspace(esmm_model *m, int max_B, esmm_status *st);
+
+/* The bytes esmm_model_workspace(m, max_B) would allocate, without
+ * allocating: a decoded model's widths come from untrusted bytes, so a
+ * caller checks this against its memory budget first.  Linear in max_B. */
+size_t		esmm_model_workspace_bytes(const esmm_model *m, int max_B);
 
 /* Allocates gradients, optimizer moments and a workspace of batch_size;
  * resets the optimizer step. */

@@ -421,75 +421,84 @@ max_width(const esmm_model *m)
 	return w > p->E ? w : p->E;
 }
 
+/* Lays MMoE's float workspace for B rows out from base, or only sizes it
+ * when base is NULL; returns its length in floats. */
+static size_t
+mmoe_workspace_carve(esmm_model *m, float *base, size_t B)
+{
+	mmoe_parts *p = m->mm;
+	const size_t nw = p->wide_scalar ? m->mmoe.n_wide_inputs : 0;
+	const size_t W = max_width(m);
+	size_t		cur = 0;
+
+#define CARVE(ptr, count) \
+	do { (ptr) = base != NULL ? base + cur : NULL; cur += (count); } while (0)
+	CARVE(p->x_e, B * p->d_expert);
+	CARVE(p->x_w, B * p->d_wide);
+	CARVE(p->lin, B * nw);
+	CARVE(p->fm_e, B * nw * p->fm_k);
+	CARVE(p->fm_y, B);
+	CARVE(p->wide_o, B);
+	for (uint32_t k = 0; k < p->E; k++)
+	{
+		esmm_stack	s = expert_stack(m, k);
+		float	   *acts;
+
+		CARVE(acts, esmm_stack_acts_size(&s, B));
+		if (base != NULL)
+			esmm_stack_carve(&s, acts, B);
+		CARVE(p->d_e[k], B * p->H);
+	}
+	for (uint32_t g = 0; g < p->G; g++)
+		CARVE(p->gate_p[g], B * p->E);
+	for (uint32_t t = 0; t < p->T; t++)
+	{
+		esmm_stack	s = task_stack(m, t);
+		float	   *acts;
+
+		CARVE(acts, esmm_stack_acts_size(&s, B));
+		if (base != NULL)
+			esmm_stack_carve(&s, acts, B);
+		CARVE(p->u[t], B * p->d_task);
+		CARVE(p->z[t], B);
+		CARVE(p->dz[t], B);
+	}
+	CARVE(p->y, B);
+	CARVE(p->h, B * p->H);
+	CARVE(p->d_h, B * p->H);
+	CARVE(p->d_g, B * p->E);
+	CARVE(p->d_xe, B * p->d_expert);
+	CARVE(p->d_xw, B * p->d_wide);
+	CARVE(p->d_o, B);
+	CARVE(p->d_lin, B * nw);
+	CARVE(p->d_fm, B * nw * p->fm_k);
+	CARVE(p->dx, B * W);
+	CARVE(p->sb, B * W);
+	CARVE(p->sc, B * W);
+#undef CARVE
+	return cur;
+}
+
+size_t
+mmoe_workspace_floats(const esmm_model *m, size_t B)
+{
+	return mmoe_workspace_carve((esmm_model *) m, NULL, B);
+}
+
 esmm_code
 mmoe_workspace(esmm_model *m, int max_B, esmm_status *st)
 {
-	mmoe_parts *p = m->mm;
-	const size_t B = (size_t) max_B;
-	const size_t nw = p->wide_scalar ? m->mmoe.n_wide_inputs : 0;
-	const size_t W = max_width(m);
-	float	   *base = NULL;
-	size_t		bytes;
+	size_t		floats,
+				bytes;
+	float	   *base;
 
 	mmoe_free_workspace(m);
-	/* two passes over the same carving: the first sizes, the second sets */
-	for (int pass = 0; pass < 2; pass++)
-	{
-		size_t		cur = 0;
-
-#define CARVE(ptr, count) \
-	do { (ptr) = pass ? base + cur : NULL; cur += (count); } while (0)
-		CARVE(p->x_e, B * p->d_expert);
-		CARVE(p->x_w, B * p->d_wide);
-		CARVE(p->lin, B * nw);
-		CARVE(p->fm_e, B * nw * p->fm_k);
-		CARVE(p->fm_y, B);
-		CARVE(p->wide_o, B);
-		for (uint32_t k = 0; k < p->E; k++)
-		{
-			esmm_stack	s = expert_stack(m, k);
-			float	   *acts;
-
-			CARVE(acts, esmm_stack_acts_size(&s, B));
-			if (pass)
-				esmm_stack_carve(&s, acts, B);
-			CARVE(p->d_e[k], B * p->H);
-		}
-		for (uint32_t g = 0; g < p->G; g++)
-			CARVE(p->gate_p[g], B * p->E);
-		for (uint32_t t = 0; t < p->T; t++)
-		{
-			esmm_stack	s = task_stack(m, t);
-			float	   *acts;
-
-			CARVE(acts, esmm_stack_acts_size(&s, B));
-			if (pass)
-				esmm_stack_carve(&s, acts, B);
-			CARVE(p->u[t], B * p->d_task);
-			CARVE(p->z[t], B);
-			CARVE(p->dz[t], B);
-		}
-		CARVE(p->y, B);
-		CARVE(p->h, B * p->H);
-		CARVE(p->d_h, B * p->H);
-		CARVE(p->d_g, B * p->E);
-		CARVE(p->d_xe, B * p->d_expert);
-		CARVE(p->d_xw, B * p->d_wide);
-		CARVE(p->d_o, B);
-		CARVE(p->d_lin, B * nw);
-		CARVE(p->d_fm, B * nw * p->fm_k);
-		CARVE(p->dx, B * W);
-		CARVE(p->sb, B * W);
-		CARVE(p->sc, B * W);
-#undef CARVE
-		if (pass == 0)
-		{
-			if (!esmm_size_mul(cur > 0 ? cur : 1, sizeof(float), &bytes) ||
-				(base = malloc(bytes)) == NULL)
-				return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for a batch of %d rows", max_B);
-			p->work = base;
-		}
-	}
+	floats = mmoe_workspace_carve(m, NULL, (size_t) max_B);
+	if (!esmm_size_mul(floats > 0 ? floats : 1, sizeof(float), &bytes) ||
+		(base = malloc(bytes)) == NULL)
+		return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for a batch of %d rows", max_B);
+	m->mm->work = base;
+	mmoe_workspace_carve(m, base, (size_t) max_B);
 	return ESMM_OK;
 }
 

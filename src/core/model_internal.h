@@ -86,6 +86,7 @@ void		mmoe_init(esmm_model *m, uint64_t seed);
 
 /* MMoE's activations and scratch for batches of up to max_B rows. */
 esmm_code	mmoe_workspace(esmm_model *m, int max_B, esmm_status *st);
+size_t		mmoe_workspace_floats(const esmm_model *m, size_t B);
 void		mmoe_free_workspace(esmm_model *m);
 
 /* Whether every expert's and task tower's batch-norm variance is >= 0. */

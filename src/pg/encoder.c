@@ -648,7 +648,9 @@ esmm_encode_row(esmm_encoder *enc, HeapTupleHeader tup, int32_t *ids,
 							return ESMM_ROW_BAD;
 						ereport(ERROR,
 								(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-								 errmsg("column \"%s\" has a non-finite value (%g) at row " INT64_FORMAT,
+								 errmsg(isfinite(v) ?
+										"column \"%s\" has a value (%g) outside the range of real at row " INT64_FORMAT :
+										"column \"%s\" has a non-finite value (%g) at row " INT64_FORMAT,
 										ft->name, v, enc->row_number),
 								 errhint("Clean the column, or set \"on_bad_row\": \"skip\" to skip such rows.")));
 					}

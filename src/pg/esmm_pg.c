@@ -187,6 +187,30 @@ esmm_report_check(const esmm_report *r)
 		}
 }
 
+/*
+ * The largest batch, up to max_B, whose workspace fits esmm.max_memory.
+ * A decoded model's widths come from the bytea: a crafted model of a few
+ * MB can ask for 65536-wide layers, which at 4,096 rows would be tens of
+ * GB.  Scoring smaller batches gives the same scores.
+ */
+static int
+workspace_batch(const esmm_model *m, int max_B)
+{
+	size_t		budget = (size_t) esmm_max_memory_kb * 1024;
+	size_t		per_row = esmm_model_workspace_bytes(m, 1);
+	int			B = max_B;
+
+	if (per_row > budget)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("scoring this model needs %zu kB per row, more than esmm.max_memory (%d kB) allows",
+						(per_row + 1023) / 1024, esmm_max_memory_kb),
+				 errhint("Raise esmm.max_memory.")));
+	while (B > 1 && esmm_model_workspace_bytes(m, B) > budget)
+		B /= 2;
+	return B;
+}
+
 esmm_model_handle *
 esmm_model_from_bytea(bytea *b, int max_B, MemoryContext cxt, bool with_optimizer)
 {
@@ -204,7 +228,7 @@ esmm_model_from_bytea(bytea *b, int max_B, MemoryContext cxt, bool with_optimize
 	esmm_schema_check(&m->schema);
 	esmm_report_check(&m->report);
 	esmm_config_check_json(m);
-	if (esmm_model_workspace(m, max_B, &st) != ESMM_OK)
+	if (esmm_model_workspace(m, workspace_batch(m, max_B), &st) != ESMM_OK)
 		esmm_report_status(&st);
 	return h;
 }

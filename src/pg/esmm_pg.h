@@ -41,8 +41,10 @@ void		esmm_handle_release(esmm_model_handle *h);
 
 /*
  * Decodes a model bytea (ERROR "invalid esmm model: <reason>" on any
- * defect) into a model owned by cxt, with a workspace of max_B rows, and
- * its optimizer state when with_optimizer and the bytea holds one.
+ * defect) into a model owned by cxt, with a workspace of up to max_B rows
+ * (fewer when max_B rows would exceed esmm.max_memory; model->max_B says
+ * how many), and its optimizer state when with_optimizer and the bytea
+ * holds one.
  */
 esmm_model_handle *esmm_model_from_bytea(bytea *b, int max_B, MemoryContext cxt,
 										 bool with_optimizer);

@@ -364,3 +364,16 @@ esmm_export(PG_FUNCTION_ARGS)
 	esmm_handle_release(h);
 	PG_RETURN_BYTEA_P(out);
 }
+
+PG_FUNCTION_INFO_V1(esmm_live_models);
+
+/*
+ * esmm_live_models() -> bigint: the models this backend holds outside
+ * memory contexts (decoded or being trained); 0 between statements unless
+ * something leaked.
+ */
+Datum
+esmm_live_models(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64((int64) esmm_model_live());
+}

@@ -321,10 +321,12 @@ predict_table(FunctionCallInfo fcinfo, bool mmoe)
 	bool		bound = false;
 	output_writer writer;
 	Oid			out_relid;
+	int			batch;
 
 	esmm_threads_prepare();
 	h = esmm_model_from_bytea(b, SCORE_BATCH, CurrentMemoryContext, false);
 	m = h->model;
+	batch = m->max_B;			/* fewer than SCORE_BATCH for a very wide model */
 	if ((m->kind == ESMM_KIND_MMOE) != mmoe)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -335,14 +337,14 @@ predict_table(FunctionCallInfo fcinfo, bool mmoe)
 	n_out = output_columns(m, cols, ESMM_MAX_LABELS);
 
 	memset(&sb, 0, sizeof(sb));
-	sb.ids = palloc(sizeof(int32_t) * Max(1, (size_t) SCORE_BATCH * m->n_ids));
-	sb.nums = palloc(sizeof(float) * Max(1, (size_t) SCORE_BATCH * m->n_nums));
-	sb.counts = palloc(sizeof(uint32_t) * Max(1, (size_t) SCORE_BATCH * m->n_multi));
-	sb.multi_off = palloc(sizeof(uint32_t) * ((size_t) (SCORE_BATCH + 1) * Max(1, m->n_multi)));
-	sb.out = palloc(sizeof(float) * (size_t) SCORE_BATCH * n_out);
-	sb.task_rows = palloc(sizeof(float) * (size_t) SCORE_BATCH * n_out);
-	sb.keys = palloc(sizeof(Datum) * SCORE_BATCH);
-	sb.key_nulls = palloc(sizeof(bool) * SCORE_BATCH);
+	sb.ids = palloc(sizeof(int32_t) * Max(1, (size_t) batch * m->n_ids));
+	sb.nums = palloc(sizeof(float) * Max(1, (size_t) batch * m->n_nums));
+	sb.counts = palloc(sizeof(uint32_t) * Max(1, (size_t) batch * m->n_multi));
+	sb.multi_off = palloc(sizeof(uint32_t) * ((size_t) (batch + 1) * Max(1, m->n_multi)));
+	sb.out = palloc(sizeof(float) * (size_t) batch * n_out);
+	sb.task_rows = palloc(sizeof(float) * (size_t) batch * n_out);
+	sb.keys = palloc(sizeof(Datum) * batch);
+	sb.key_nulls = palloc(sizeof(bool) * batch);
 	sb.cxt = CurrentMemoryContext;
 	sb.row_ids.mcxt = sb.cxt;
 	memset(&enc, 0, sizeof(enc));
@@ -393,7 +395,7 @@ predict_table(FunctionCallInfo fcinfo, bool mmoe)
 		uint64		B;
 
 		CHECK_FOR_INTERRUPTS();
-		SPI_cursor_fetch(cursor, true, SCORE_BATCH);
+		SPI_cursor_fetch(cursor, true, batch);
 		B = SPI_processed;
 		if (B == 0)
 			break;

@@ -26,18 +26,9 @@ RESET esmm.threads;
 
 -- a cancel between batches stops it within a batch's time, and the
 -- output table goes with it (pgTAP's throws_ok cannot catch a cancel)
-CREATE FUNCTION pg_temp.score_cancelled(OUT outcome text, OUT seconds float8) LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz := clock_timestamp();
-BEGIN
-	PERFORM esmm_predict_table((SELECT model FROM tap_models WHERE name = 'v1'), 'imp', 'id', 'imp_scores_cancelled');
-	outcome := 'finished';
-	seconds := extract(epoch FROM clock_timestamp() - t0);
-EXCEPTION WHEN query_canceled THEN
-	outcome := 'cancelled';
-	seconds := extract(epoch FROM clock_timestamp() - t0);
-END $$;
 SET LOCAL statement_timeout = '60ms';
-CREATE TEMP TABLE cancel_run AS SELECT * FROM pg_temp.score_cancelled();
+CREATE TEMP TABLE cancel_run AS SELECT * FROM tap_run_until_cancelled(
+	'SELECT esmm_predict_table((SELECT model FROM tap_models WHERE name = ''v1''), ''imp'', ''id'', ''imp_scores_cancelled'')');
 RESET statement_timeout;
 SELECT is(outcome, 'cancelled', format('statement_timeout 60ms cancels table scoring, after %s s', round(seconds::numeric, 3)))
 FROM cancel_run;

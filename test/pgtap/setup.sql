@@ -12,3 +12,15 @@ CREATE TABLE tap_scores AS
 	SELECT i.id, p.pctr, p.pcvr, p.pctcvr
 	FROM imp i, LATERAL esmm_predict((SELECT model FROM tap_models WHERE name = 'v1'), i) p
 	WHERE i.split = 'test';
+-- Runs q, which a statement_timeout set by the caller cancels, and says
+-- how it ended and after how long (pgTAP's throws_ok cannot catch a cancel).
+CREATE FUNCTION tap_run_until_cancelled(q text, OUT outcome text, OUT seconds float8) LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := clock_timestamp();
+BEGIN
+	EXECUTE q;
+	outcome := 'finished';
+	seconds := extract(epoch FROM clock_timestamp() - t0);
+EXCEPTION WHEN query_canceled THEN
+	outcome := 'cancelled';
+	seconds := extract(epoch FROM clock_timestamp() - t0);
+END $$;

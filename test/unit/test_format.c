@@ -979,6 +979,47 @@ out:
 	free(buf);
 }
 
+/*
+ * A valid model of a few MB can have 65536-wide layers: its scoring
+ * workspace must be sized before it is allocated, and grow linearly with
+ * the batch, so that the glue can bound a batch by esmm.max_memory.
+ */
+static void
+test_workspace_bound(void)
+{
+	esmm_schema s;
+	esmm_arch	a;
+	esmm_model *m = NULL;
+	esmm_status st;
+	size_t		one,
+				two,
+				big;
+
+	make_spec(&s, &a);
+	a.tower[0].n_layers = 5;
+	for (int l = 0; l < 4; l++)
+		set_layer(&a.tower[0].layers[l], l % 2 ? 1 : 65536, ESMM_ACT_RELU, 1, 0, 0.0f);
+	set_layer(&a.tower[0].layers[4], 1, ESMM_ACT_NONE, 1, 0, 0.0f);
+	esmm_status_clear(&st);
+	if (esmm_model_create(&m, &s, &a, ESMM_KIND_ESMM, &st) != ESMM_OK)
+	{
+		CHECK(0, "create: %s", st.msg);
+		return;
+	}
+	one = esmm_model_workspace_bytes(m, 1);
+	two = esmm_model_workspace_bytes(m, 2);
+	big = esmm_model_workspace_bytes(m, 4096);
+	CHECK(m->n_params < 2000000, "%zu parameters, a few MB of bytea", m->n_params);
+	CHECK(big > ((size_t) 4 << 30), "4096 rows need %zu bytes, more than 4 GB", big);
+	CHECK(one < ((size_t) 16 << 20), "one row needs %zu bytes", one);
+	CHECK(big - one == 4095 * (two - one), "workspace is linear in the batch: %zu, %zu, %zu", one, two, big);
+	CHECK(esmm_model_workspace(m, 2, &st) == ESMM_OK && m->max_B == 2, "a batch of 2 allocates: %s", st.msg);
+	/* the carve must stay within what was sized: write every buffer end */
+	m->scratch[2][2 * 65536 - 1] = 1.0f;
+	m->batch_labels[2 * 2 - 1] = 1.0f;
+	esmm_model_free(m);
+}
+
 void
 suite_format(void)
 {
@@ -987,4 +1028,5 @@ suite_format(void)
 	test_truncation();
 	test_byte_flips();
 	test_crafted();
+	test_workspace_bound();
 }
