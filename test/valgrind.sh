@@ -49,6 +49,8 @@
 #                           error in the logs (to extend test/valgrind.supp)
 #   ESMM_VALGRIND_OPTS      more valgrind options, e.g. --track-origins=yes
 #                           (where an uninitialised value came from; slower)
+# The stacks of a running backend, as the server's owner:
+#   runuser -u postgres -- vgdb --vgdb-prefix=.tmp/pg-54339/vgdb --pid=PID v.info scheduler
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -151,8 +153,8 @@ scan_logs() {
 	' "${logs[@]}" /dev/null || rc=$?
 	[ "$rc" -le 1 ] || { echo "scanning the valgrind logs failed" >&2; return 2; }
 	# A valgrind that could not go on (an unhandled instruction, a fatal
-	# signal, out of memory) writes outside the markers.
-	if [ ${#logs[@]} -gt 0 ] && grep -l -E "Process terminating with default action|unhandled instruction|Valgrind's memory management: out of memory" "${logs[@]}"; then
+	# signal, out of memory, its own fatal error) writes outside the markers.
+	if [ ${#logs[@]} -gt 0 ] && grep -E "Process terminating with default action|unhandled instruction|Valgrind's memory management: out of memory|valgrind: fatal error" "${logs[@]}"; then
 		echo "valgrind stopped a process: see the log(s) above"
 		[ "$rc" = 1 ] || rc=2
 	fi
@@ -163,7 +165,7 @@ scan_logs() {
 report() {	# report REGRESS_STATUS (empty: unknown)
 	local regress_rc=$1 scan_rc=0 incomplete=0
 	scan_logs || scan_rc=$?
-	if grep -E "terminated by signal|was terminated by exception|terminated by exit code" "$dir/server.log"; then
+	if grep -E "terminated by signal|was terminated by exception|terminated by exit code|terminating any other active server processes" "$dir/server.log"; then
 		echo "a backend crashed; see $dir/server.log"
 		incomplete=1
 	fi
@@ -230,7 +232,7 @@ CONF
 vg_opts=(--quiet --tool=memcheck --trace-children=yes --track-origins=no --leak-check=no
 	--num-callers=40 --fullpath-after="$root/"
 	--error-markers=VALGRIND-ERROR-BEGIN,VALGRIND-ERROR-END
-	--log-file="$dir/valgrind.%p.log")
+	--log-file="$dir/valgrind.%p.log" --vgdb-prefix="$dir/vgdb")
 [ -f test/valgrind.supp ] && vg_opts+=(--suppressions="$root/test/valgrind.supp")
 [ "${ESMM_VALGRIND_GEN_SUPP:-0}" = 1 ] && vg_opts+=(--gen-suppressions=all)
 # shellcheck disable=SC2206 # word splitting wanted: a list of options
