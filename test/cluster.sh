@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL cluster inside the repository (.tmp/pg-PORT), on a
 # non-default port (ESMM_PGPORT, default 54329), never the system cluster.
-#   test/cluster.sh start    initdb (fresh) and start
+#   test/cluster.sh init     initdb (fresh) with our settings, not started
+#   test/cluster.sh start    init and start
 #   test/cluster.sh stop     stop it
 #   test/cluster.sh restart  restart it (to apply ALTER SYSTEM settings)
 #   test/cluster.sh env      print the PG* variables to eval
@@ -15,8 +16,7 @@ bindir=$(pg_config --bindir)
 as_owner() {
 	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
-case "${1:-}" in
-start)
+init() {	# a fresh data directory with our settings; stops an old server first
 	[ -f "$dir/data/postmaster.pid" ] && as_owner "$bindir/pg_ctl" -D "$dir/data" stop -m immediate >/dev/null 2>&1 || true
 	rm -rf "$dir"
 	mkdir -p "$dir"
@@ -30,6 +30,13 @@ max_parallel_workers_per_gather = 2
 log_min_messages = warning
 fsync = off
 CONF
+}
+case "${1:-}" in
+init)
+	init
+	;;
+start)
+	init
 	as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
 	echo "cluster up: port $port, socket $dir, log $dir/server.log"
 	;;
@@ -43,7 +50,7 @@ env)
 	echo "export PGHOST='$dir' PGPORT=$port PGUSER=postgres"
 	;;
 *)
-	echo "usage: $0 start|stop|restart|env" >&2
+	echo "usage: $0 init|start|stop|restart|env" >&2
 	exit 2
 	;;
 esac

@@ -63,7 +63,7 @@ END $$;
 SQL
 
 script=$(mktemp)
-trap 'rm -f "$script"' EXIT
+trap 'rm -f "$script" "$script.train" "$script.bench"' EXIT
 printf '\\set k random(0, 7)\nSELECT conc_check_slice(:k);\n' >"$script"
 deadline=$(psql -qXAt -d "$db" -c "SELECT clock_timestamp() + interval '$seconds seconds'")
 psql -qXAt -v ON_ERROR_STOP=1 -d "$db" -c "SET esmm.threads = 2" -c "SET client_min_messages = warning" \

@@ -208,23 +208,16 @@ bindir=$(pg_config --bindir)
 make -s >/dev/null || exit 2
 make -s install >/dev/null || exit 2
 
-# A fresh cluster, as in test/cluster.sh; a postmaster left by an earlier
-# run of this script is stopped first.
+# A fresh cluster with test/cluster.sh's settings; a postmaster left by an
+# earlier run of this script is stopped first.
 stop_cluster immediate || true
-rm -rf "$dir"
+ESMM_PGPORT=$port test/cluster.sh init
 mkdir -p "$dir/regress"
-[ "$(id -u)" = 0 ] && chown postgres "$dir" "$root/.tmp"
-as_owner "$bindir/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >/dev/null
-# As test/cluster.sh, plus: no JIT (generated code under valgrind is only
-# noise), and the pid and application name (pg_regress/TEST) of every
-# connection in the log, to name the test behind a valgrind log.
+[ "$(id -u)" = 0 ] && chown postgres "$dir/regress"
+# Plus: no JIT (generated code under valgrind is only noise), and the pid
+# and application name (pg_regress/TEST) of every connection in the log, to
+# name the test behind a valgrind log.
 cat >>"$dir/data/postgresql.conf" <<CONF
-port = $port
-listen_addresses = ''
-unix_socket_directories = '$dir'
-max_parallel_workers_per_gather = 2
-log_min_messages = warning
-fsync = off
 jit = off
 log_connections = on
 log_line_prefix = '%m [%p] %q%a '

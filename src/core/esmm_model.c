@@ -332,8 +332,6 @@ model_alloc_floats(size_t n)
 	return calloc(1, bytes);
 }
 
-/* Validates and lays out a model without allocating its buffers: an ESMM
- * kind from arch, or ESMM_KIND_MMOE from mmoe. */
 /* Models allocated and not yet freed in this process (esmm_model_live). */
 static long live_models = 0;
 
@@ -343,6 +341,8 @@ esmm_model_live(void)
 	return live_models;
 }
 
+/* Validates and lays out a model without allocating its buffers: an ESMM
+ * kind from arch, or ESMM_KIND_MMOE from mmoe. */
 static esmm_code
 model_new_layout(esmm_model **out, const esmm_schema *schema,
 				 const esmm_arch *arch, const mmoe_arch *mmoe,
@@ -700,8 +700,9 @@ max_width(const esmm_model *m)
 
 /*
  * Lays the float workspace for batches of B rows out from p, or only sizes
- * it when p is NULL; returns its length in floats.  Sizing and carving are
- * one walk, so that they cannot disagree.
+ * it when p is NULL (then the model's pointers are left alone); returns its
+ * length in floats.  Sizing and carving are one walk, so that they cannot
+ * disagree.
  */
 static size_t
 workspace_carve(esmm_model *m, float *p, size_t B)
@@ -709,19 +710,22 @@ workspace_carve(esmm_model *m, float *p, size_t B)
 	size_t		cur = 0;
 
 #define CARVE(ptr, count) \
-	do { (ptr) = p != NULL ? p + cur : NULL; cur += (count); } while (0)
+	do { if (p != NULL) (ptr) = p + cur; cur += (count); } while (0)
 	for (int t = 0; t < 2; t++)
 	{
 		if (!m->has_tower[t])
 			continue;
 		if (t == 1 && m->shared_input)
-			m->input[1] = m->input[0];
+		{
+			if (p != NULL)
+				m->input[1] = m->input[0];
+		}
 		else
 			CARVE(m->input[t], B * m->tower_in[t]);
 		CARVE(m->d_input[t], B * m->tower_in[t]);
 		{
 			esmm_stack	stack = tower_stack(m, t);
-			float	   *acts;
+			float	   *acts = NULL;
 
 			CARVE(acts, esmm_stack_acts_size(&stack, B));
 			if (p != NULL)
@@ -743,12 +747,15 @@ workspace_carve(esmm_model *m, float *p, size_t B)
 	return cur;
 }
 
-/* The id buffers of a batch of B rows, in int32 slots. */
-static size_t
-workspace_id_slots(const esmm_model *m, size_t B)
+/* The lengths, in 4-byte slots, of a batch's id buffers: col_ids,
+ * batch_ids, batch_multi_off and batch_multi_ids (which grows). */
+static void
+workspace_id_slots(const esmm_model *m, size_t B, size_t n[4])
 {
-	return B * (m->n_ids > 0 ? m->n_ids : 1) + (B * m->n_ids + 1) +
-		((B + 1) * m->n_multi + 1) + (B * (m->n_multi > 0 ? 4 : 0) + 1);
+	n[0] = B * (m->n_ids > 0 ? m->n_ids : 1);
+	n[1] = B * m->n_ids + 1;
+	n[2] = (B + 1) * m->n_multi + 1;
+	n[3] = B * (m->n_multi > 0 ? 4 : 0) + 1;
 }
 
 size_t
@@ -757,17 +764,22 @@ esmm_model_workspace_bytes(const esmm_model *m, int max_B)
 	size_t		B = (size_t) (max_B > 0 ? max_B : 1);
 	/* a model's widths are at most 65536 and its layers, stacks and
 	 * features a few hundred, so these sums stay far below SIZE_MAX */
-	size_t		floats = workspace_carve((esmm_model *) m, NULL, B) +
-		(m->kind == ESMM_KIND_MMOE ? mmoe_workspace_floats(m, B) : 0);
+	size_t		slots = workspace_carve((esmm_model *) m, NULL, B) +
+		(m->kind == ESMM_KIND_MMOE ? mmoe_workspace_floats(m, B) : 0),
+				ids[4];
 
-	return (floats + workspace_id_slots(m, B)) * sizeof(float);
+	workspace_id_slots(m, B, ids);
+	for (int i = 0; i < 4; i++)
+		slots += ids[i];
+	return slots * sizeof(float);
 }
 
 esmm_code
 esmm_model_workspace(esmm_model *m, int max_B, esmm_status *st)
 {
 	size_t		B = (size_t) max_B,
-				n;
+				n,
+				ids[4];
 	float	   *p;
 	esmm_code	rc;
 
@@ -778,10 +790,11 @@ esmm_model_workspace(esmm_model *m, int max_B, esmm_status *st)
 		return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for a batch of %d rows", max_B);
 	m->work = p;
 	workspace_carve(m, p, B);
-	m->col_ids = malloc((B * (m->n_ids > 0 ? m->n_ids : 1)) * sizeof(int32_t));
-	m->batch_ids = malloc((B * m->n_ids + 1) * sizeof(int32_t));
-	m->batch_multi_off = malloc(((B + 1) * m->n_multi + 1) * sizeof(uint32_t));
-	m->batch_multi_cap = B * (m->n_multi > 0 ? 4 : 0) + 1;
+	workspace_id_slots(m, B, ids);
+	m->col_ids = malloc(ids[0] * sizeof(int32_t));
+	m->batch_ids = malloc(ids[1] * sizeof(int32_t));
+	m->batch_multi_off = malloc(ids[2] * sizeof(uint32_t));
+	m->batch_multi_cap = ids[3];
 	m->batch_multi_ids = malloc(m->batch_multi_cap * sizeof(int32_t));
 	if (m->col_ids == NULL || m->batch_ids == NULL || m->batch_multi_off == NULL ||
 		m->batch_multi_ids == NULL)

@@ -422,7 +422,8 @@ max_width(const esmm_model *m)
 }
 
 /* Lays MMoE's float workspace for B rows out from base, or only sizes it
- * when base is NULL; returns its length in floats. */
+ * when base is NULL (then the model's pointers are left alone); returns
+ * its length in floats. */
 static size_t
 mmoe_workspace_carve(esmm_model *m, float *base, size_t B)
 {
@@ -432,7 +433,7 @@ mmoe_workspace_carve(esmm_model *m, float *base, size_t B)
 	size_t		cur = 0;
 
 #define CARVE(ptr, count) \
-	do { (ptr) = base != NULL ? base + cur : NULL; cur += (count); } while (0)
+	do { if (base != NULL) (ptr) = base + cur; cur += (count); } while (0)
 	CARVE(p->x_e, B * p->d_expert);
 	CARVE(p->x_w, B * p->d_wide);
 	CARVE(p->lin, B * nw);
@@ -442,7 +443,7 @@ mmoe_workspace_carve(esmm_model *m, float *base, size_t B)
 	for (uint32_t k = 0; k < p->E; k++)
 	{
 		esmm_stack	s = expert_stack(m, k);
-		float	   *acts;
+		float	   *acts = NULL;
 
 		CARVE(acts, esmm_stack_acts_size(&s, B));
 		if (base != NULL)
@@ -454,7 +455,7 @@ mmoe_workspace_carve(esmm_model *m, float *base, size_t B)
 	for (uint32_t t = 0; t < p->T; t++)
 	{
 		esmm_stack	s = task_stack(m, t);
-		float	   *acts;
+		float	   *acts = NULL;
 
 		CARVE(acts, esmm_stack_acts_size(&s, B));
 		if (base != NULL)

@@ -1014,6 +1014,8 @@ test_workspace_bound(void)
 	CHECK(one < ((size_t) 16 << 20), "one row needs %zu bytes", one);
 	CHECK(big - one == 4095 * (two - one), "workspace is linear in the batch: %zu, %zu, %zu", one, two, big);
 	CHECK(esmm_model_workspace(m, 2, &st) == ESMM_OK && m->max_B == 2, "a batch of 2 allocates: %s", st.msg);
+	/* sizing leaves an allocated workspace alone */
+	CHECK(esmm_model_workspace_bytes(m, 4096) == big, "sizing again gives %zu bytes", big);
 	/* the carve must stay within what was sized: write every buffer end */
 	m->scratch[2][2 * 65536 - 1] = 1.0f;
 	m->batch_labels[2 * 2 - 1] = 1.0f;
