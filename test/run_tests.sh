@@ -29,7 +29,10 @@ test/cluster.sh start
 trap 'test/cluster.sh stop' EXIT
 eval "$(test/cluster.sh env)"
 
-step "pg_regress" make -s installcheck
+pg_regress() {	# on a failure, CI keeps only the log: print the diffs into it
+	make -s installcheck || { cat regression.diffs; return 1; }
+}
+step "pg_regress" pg_regress
 
 tap_setup() {
 	psql -qX -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS esmm_tap" -c "CREATE DATABASE esmm_tap" &&
