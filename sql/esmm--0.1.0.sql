@@ -153,7 +153,11 @@ COMMENT ON FUNCTION esmm_model_fingerprint(bytea) IS
 CREATE FUNCTION esmm_live_models() RETURNS bigint
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION esmm_live_models() IS
-	'how many models this backend holds in memory outside memory contexts (decoded for scoring, or being trained); 0 between statements, also after a cancelled one';
+	'how many models this backend holds in memory outside memory contexts and the model cache (decoded for scoring, or being trained); 0 between statements, also after a cancelled one';
+CREATE FUNCTION esmm_model_cache(OUT entries bigint, OUT pinned bigint, OUT bytes bigint, OUT hits bigint, OUT misses bigint)
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION esmm_model_cache() IS
+	'this backend''s cache of decoded models (esmm.model_cache): entries, entries in use by a running statement, bytes counted against esmm.model_cache, and hits and misses since the backend started';
 
 -- ---------------------------------------------------------- evaluation
 -- Exact metric aggregates, parallel safe: each has a combine function and

@@ -42,7 +42,7 @@ tap_setup() {
 	psql -qX -v ON_ERROR_STOP=1 -d esmm_tap -f test/pgtap/setup.sql >/dev/null
 }
 step "pgTAP setup: data and a stored model" tap_setup
-step "pgTAP behaviour" pg_prove -d esmm_tap test/pgtap/behaviour.sql test/pgtap/evaluation.sql test/pgtap/mmoe.sql test/pgtap/predict_table.sql test/pgtap/scaling.sql test/pgtap/robustness.sql
+step "pgTAP behaviour" pg_prove -d esmm_tap test/pgtap/behaviour.sql test/pgtap/evaluation.sql test/pgtap/mmoe.sql test/pgtap/predict_table.sql test/pgtap/scaling.sql test/pgtap/robustness.sql test/pgtap/model_cache.sql
 
 step "progress NOTICEs" bash test/progress_notices.sh
 

@@ -46,6 +46,12 @@ _PG_init(void)
 							"and in mode memory stops with an error before allocating.",
 							&esmm_max_memory_kb, 1024 * 1024, 64, INT_MAX,
 							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("esmm.model_cache",
+							"Memory each backend may keep decoded models in between statements, for scoring.",
+							"A model is found by its bytes, so a changed model is never served stale; "
+							"the least recently used models are evicted first, and 0 turns the cache off.",
+							&esmm_model_cache_kb, 32 * 1024, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_KB, NULL, esmm_model_cache_assign, NULL);
 	MarkGUCPrefixReserved("esmm");
 }
 

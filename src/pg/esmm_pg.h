@@ -13,6 +13,7 @@
 
 extern int	esmm_threads;		/* GUC esmm.threads */
 extern int	esmm_max_memory_kb; /* GUC esmm.max_memory */
+extern int	esmm_model_cache_kb;	/* GUC esmm.model_cache */
 
 /*
  * Sets the OpenMP and OpenBLAS thread count to esmm.threads, creating any
@@ -48,6 +49,31 @@ void		esmm_handle_release(esmm_model_handle *h);
  */
 esmm_model_handle *esmm_model_from_bytea(bytea *b, int max_B, MemoryContext cxt,
 										 bool with_optimizer);
+
+/*
+ * The decoded model for b's bytes, with a workspace of up to max_B rows as
+ * esmm_model_from_bytea gives, from the backend's model cache (decoded and
+ * added on a miss; see model_cache.c).  The model stays valid, and is not
+ * evicted, until memory context pin is reset or deleted.  It is shared:
+ * use it for scoring only, and never call back into PostgreSQL between
+ * filling its workspace and reading the scores.
+ */
+esmm_model_handle *esmm_model_cache_get(bytea *b, int max_B, MemoryContext pin);
+
+/* The cache's contents and counters since the backend started. */
+typedef struct esmm_model_cache_info
+{
+	int64		entries;
+	int64		pinned;			/* entries in use by a running statement */
+	int64		bytes;			/* counted against esmm.model_cache */
+	int64		hits;
+	int64		misses;
+} esmm_model_cache_info;
+
+void		esmm_model_cache_stats(esmm_model_cache_info *info);
+
+/* The assign hook of esmm.model_cache: evicts down to the new size. */
+void		esmm_model_cache_assign(int newval, void *extra);
 
 /* Encodes m into a new bytea in the current memory context. */
 bytea	   *esmm_model_to_bytea(const esmm_model *m, bool with_optimizer);

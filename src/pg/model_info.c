@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "fmgr.h"
+#include "access/htup_details.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
@@ -369,11 +370,39 @@ PG_FUNCTION_INFO_V1(esmm_live_models);
 
 /*
  * esmm_live_models() -> bigint: the models this backend holds outside
- * memory contexts (decoded or being trained); 0 between statements unless
- * something leaked.
+ * memory contexts and the model cache (decoded or being trained); 0
+ * between statements unless something leaked.
  */
 Datum
 esmm_live_models(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_INT64((int64) esmm_model_live());
+	esmm_model_cache_info info;
+
+	esmm_model_cache_stats(&info);
+	PG_RETURN_INT64((int64) esmm_model_live() - info.entries);
+}
+
+PG_FUNCTION_INFO_V1(esmm_model_cache);
+
+/*
+ * esmm_model_cache() -> (entries, pinned, bytes, hits, misses): the
+ * backend's cache of decoded models.
+ */
+Datum
+esmm_model_cache(PG_FUNCTION_ARGS)
+{
+	esmm_model_cache_info info;
+	TupleDesc	desc;
+	Datum		values[5];
+	bool		nulls[5] = {false};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "esmm_model_cache must return a record");
+	esmm_model_cache_stats(&info);
+	values[0] = Int64GetDatum(info.entries);
+	values[1] = Int64GetDatum(info.pinned);
+	values[2] = Int64GetDatum(info.bytes);
+	values[3] = Int64GetDatum(info.hits);
+	values[4] = Int64GetDatum(info.misses);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }

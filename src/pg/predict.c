@@ -3,7 +3,9 @@
  * mmoe_predict(bytea, record) -> real[], one score per task.
  *
  * The decoded model and the row binding are cached in fn_extra for the
- * query, and a changed bytea is never served stale:
+ * query; across queries the decoded model comes from the backend's model
+ * cache (model_cache.c), found by its full bytes.  Within a query, a
+ * changed bytea is never served stale either:
  *  - a model argument the planner knows to be stable (a constant or an
  *    external parameter) cannot change during the query, so it is decoded
  *    once and never compared again;
@@ -100,7 +102,7 @@ cache_load(predict_cache *c, Datum raw, bytea *b)
 	/* scoring calls sgemm: the thread count and the signal-blocked pool
 	 * must be in place before OpenBLAS opens a parallel region */
 	esmm_threads_prepare();
-	c->h = esmm_model_from_bytea(b, 1, c->mcxt, false);
+	c->h = esmm_model_cache_get(b, 1, c->mcxt);
 	m = c->h->model;
 	c->key_is_toast = VARATT_IS_EXTERNAL_ONDISK(v);
 	if (c->key_is_toast)

@@ -197,7 +197,10 @@ batch_score(score_batch *sb, esmm_model *m, int B)
 typedef struct output_writer
 {
 	Relation	rel;			/* NULL: write through SPI */
-	TupleTableSlot **slots;		/* [SCORE_BATCH] */
+	TupleDesc	desc;			/* a copy, so that slots do not pin it */
+	TupleTableSlot **slots;		/* [SCORE_BATCH], the first n_slots made */
+	int			n_slots;
+	MemoryContext cxt;			/* the slots' and the copy's */
 	BulkInsertState bistate;
 	CommandId	cid;
 } output_writer;
@@ -216,9 +219,15 @@ output_writer_open(output_writer *w, Oid relid)
 		return;
 	}
 	w->rel = rel;
+	/*
+	 * A slot over the relation's own descriptor pins it in the resource
+	 * owner, whose forget is a linear search: 4,096 slots cost 30 ms to drop.
+	 * A copy is not reference-counted.  Slots are made as batches need them,
+	 * so a small table makes few.
+	 */
+	w->cxt = CurrentMemoryContext;
+	w->desc = CreateTupleDescCopy(RelationGetDescr(rel));
 	w->slots = palloc(sizeof(TupleTableSlot *) * SCORE_BATCH);
-	for (int i = 0; i < SCORE_BATCH; i++)
-		w->slots[i] = MakeSingleTupleTableSlot(RelationGetDescr(rel), table_slot_callbacks(rel));
 	w->bistate = GetBulkInsertState();
 	w->cid = GetCurrentCommandId(true);
 }
@@ -228,7 +237,7 @@ output_writer_close(output_writer *w)
 {
 	if (w->rel == NULL)
 		return;
-	for (int i = 0; i < SCORE_BATCH; i++)
+	for (int i = 0; i < w->n_slots; i++)
 		ExecDropSingleTupleTableSlot(w->slots[i]);
 	FreeBulkInsertState(w->bistate);
 	table_finish_bulk_insert(w->rel, 0);
@@ -240,6 +249,14 @@ output_writer_close(output_writer *w)
 static void
 batch_write_direct(score_batch *sb, output_writer *w, int n_out, int B)
 {
+	if (w->n_slots < B)
+	{
+		MemoryContext old = MemoryContextSwitchTo(w->cxt);
+
+		for (; w->n_slots < B; w->n_slots++)
+			w->slots[w->n_slots] = MakeSingleTupleTableSlot(w->desc, table_slot_callbacks(w->rel));
+		MemoryContextSwitchTo(old);
+	}
 	for (int b = 0; b < B; b++)
 	{
 		TupleTableSlot *slot = w->slots[b];
@@ -324,6 +341,11 @@ predict_table(FunctionCallInfo fcinfo, bool mmoe)
 	int			batch;
 
 	esmm_threads_prepare();
+	/*
+	 * Decoded afresh rather than from the model cache: decoding is a few
+	 * ms against scoring a table, and the cache is kept for small per-row
+	 * workspaces (see model_cache.c).
+	 */
 	h = esmm_model_from_bytea(b, SCORE_BATCH, CurrentMemoryContext, false);
 	m = h->model;
 	batch = m->max_B;			/* fewer than SCORE_BATCH for a very wide model */
