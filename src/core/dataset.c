@@ -49,15 +49,73 @@ row_compare(const esmm_dataset *ds, uint32_t a, uint32_t b)
 	return 0;
 }
 
+/*
+ * The first 8 bytes of a stored row's ids, float bits and labels, read
+ * big-endian.  Two keys compare as memcmp compares those bytes, which is
+ * how row_compare starts, so only rows with equal keys need row_compare:
+ * the sort then reads 8 bytes per comparison instead of three memcmp
+ * calls through the chunks (a sixth of esmm_train's time on the demo).
+ */
+static uint64_t
+row_key(const esmm_dataset *ds, uint32_t r)
+{
+	const esmm_chunk *c = &ds->chunks[r >> ESMM_CHUNK_ROWS_LOG2];
+	size_t		i = r & (ESMM_CHUNK_ROWS - 1);
+	const struct
+	{
+		const void *p;
+		size_t		len;
+	}			parts[3] = {
+		{c->ids + i * ds->n_ids, ds->n_ids * sizeof(int32_t)},
+		{c->nums + i * ds->n_nums, ds->n_nums * sizeof(float)},
+		{c->labels + i * ds->n_labels, ds->n_labels * sizeof(float)},
+	};
+	uint8_t		b[8] = {0};
+	size_t		k = 0;
+	uint64_t	key = 0;
+
+	for (int p = 0; p < 3 && k < 8; p++)
+	{
+		size_t		take = parts[p].len < 8 - k ? parts[p].len : 8 - k;
+
+		if (take > 0)
+			memcpy(b + k, parts[p].p, take);
+		k += take;
+	}
+	for (int j = 0; j < 8; j++)
+		key = key << 8 | b[j];
+	return key;
+}
+
+int
+esmm_dataset_row_compare(const esmm_dataset *ds, uint32_t a, uint32_t b)
+{
+	return row_compare(ds, a, b);
+}
+
+/* Whether item b sorts before item a: by key, then by contents. */
+static int
+key_before(const esmm_dataset *ds, const esmm_row_key *b, const esmm_row_key *a)
+{
+	if (b->key != a->key)
+		return b->key < a->key;
+	return row_compare(ds, b->row, a->row) < 0;
+}
+
 void
-esmm_dataset_canonical_order(const esmm_dataset *ds, uint32_t *order, uint32_t *tmp)
+esmm_dataset_canonical_order(const esmm_dataset *ds, uint32_t *order, esmm_row_key *scratch)
 {
 	const size_t n = ds->n_rows;
-	uint32_t   *src = order,
-			   *dst = tmp;
+	esmm_row_key *src = scratch,
+			   *dst = scratch + n;
 
+	/* keys travel with their rows, so that each merge pass reads and
+	 * writes sequentially */
 	for (size_t i = 0; i < n; i++)
-		order[i] = (uint32_t) i;
+	{
+		src[i].key = row_key(ds, (uint32_t) i);
+		src[i].row = (uint32_t) i;
+	}
 	/* bottom-up merge sort: O(n log n) comparisons, no recursion */
 	for (size_t width = 1; width < n; width *= 2)
 	{
@@ -70,19 +128,19 @@ esmm_dataset_canonical_order(const esmm_dataset *ds, uint32_t *order, uint32_t *
 						k = lo;
 
 			while (i < mid && j < hi)
-				dst[k++] = row_compare(ds, src[j], src[i]) < 0 ? src[j++] : src[i++];
+				dst[k++] = key_before(ds, &src[j], &src[i]) ? src[j++] : src[i++];
 			while (i < mid)
 				dst[k++] = src[i++];
 			while (j < hi)
 				dst[k++] = src[j++];
 		}
 		{
-			uint32_t   *t = src;
+			esmm_row_key *t = src;
 
 			src = dst;
 			dst = t;
 		}
 	}
-	if (src != order)
-		memcpy(order, src, n * sizeof(uint32_t));
+	for (size_t i = 0; i < n; i++)
+		order[i] = src[i].row;
 }

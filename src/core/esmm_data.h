@@ -91,14 +91,27 @@ esmm_dataset_multi(const esmm_dataset *ds, size_t r, uint32_t k,
 	return c->multi_ids + c->multi_off[i];
 }
 
+/* A row and its sort key: the scratch of esmm_dataset_canonical_order. */
+typedef struct esmm_row_key
+{
+	uint64_t	key;
+	uint32_t	row;
+} esmm_row_key;
+
 /*
  * Fills order[n_rows] with the rows sorted by their contents (ids, the
  * bits of the floats, labels, array ids), which is the same whatever
  * order the rows were appended in: rows that compare equal are equal.
- * tmp[n_rows] is scratch.  Reads the stored rows (ds->order is ignored).
+ * scratch[2 * n_rows] is scratch.  Reads the stored rows (ds->order is
+ * ignored).
  */
 void		esmm_dataset_canonical_order(const esmm_dataset *ds, uint32_t *order,
-										 uint32_t *tmp);
+										 esmm_row_key *scratch);
+
+/* <0, 0, >0 as stored row a sorts before, with, after stored row b in the
+ * canonical order, by their contents alone (the sort's keys are a
+ * shortcut to the same answer). */
+int			esmm_dataset_row_compare(const esmm_dataset *ds, uint32_t a, uint32_t b);
 
 /*
  * A batch of rows in contiguous arrays: what the model reads.  ids, nums

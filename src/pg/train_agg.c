@@ -864,15 +864,15 @@ static void
 order_rows(esmm_train_state *s, row_buffer *buf)
 {
 	size_t		n = buf->ds.n_rows;
-	uint32_t   *order,
-			   *tmp;
+	uint32_t   *order;
+	esmm_row_key *scratch;
 
 	if (n < 2 || !s->cfg.train.shuffle)
 		return;
 	order = MemoryContextAllocHuge(s->mcxt, n * sizeof(uint32_t));
-	tmp = MemoryContextAllocHuge(CurrentMemoryContext, n * sizeof(uint32_t));
-	esmm_dataset_canonical_order(&buf->ds, order, tmp);
-	pfree(tmp);
+	scratch = MemoryContextAllocHuge(CurrentMemoryContext, 2 * n * sizeof(esmm_row_key));
+	esmm_dataset_canonical_order(&buf->ds, order, scratch);
+	pfree(scratch);
 	buf->ds.order = order;
 }
 

@@ -2192,10 +2192,12 @@ test_scaling_out(void)
 {
 	test_data d,
 				r;
-	uint32_t   *order[2],
-			   *tmp;
+	uint32_t   *order[2];
+	esmm_row_key *scratch;
 	size_t		n = 300,
-				same = 0;
+				same = 0,
+				sorted = 0,
+				ties = 0;
 	esmm_model *m[2];
 	esmm_train_spec ts;
 	esmm_status st;
@@ -2205,9 +2207,21 @@ test_scaling_out(void)
 	reverse_data(&r, &d);
 	order[0] = malloc(n * sizeof(uint32_t));
 	order[1] = malloc(n * sizeof(uint32_t));
-	tmp = malloc(n * sizeof(uint32_t));
-	esmm_dataset_canonical_order(&d.ds, order[0], tmp);
-	esmm_dataset_canonical_order(&r.ds, order[1], tmp);
+	scratch = malloc(2 * n * sizeof(esmm_row_key));
+	esmm_dataset_canonical_order(&r.ds, order[1], scratch);
+	esmm_dataset_canonical_order(&d.ds, order[0], scratch);
+	/* the sort's keys are a shortcut only: the order is sorted by the
+	 * rows' contents alone, also where the keys (the first 8 bytes) tie */
+	for (size_t i = 0; i + 1 < n; i++)
+	{
+		const esmm_chunk *c = d.ds.chunks;
+
+		sorted += esmm_dataset_row_compare(&d.ds, order[0][i], order[0][i + 1]) <= 0;
+		ties += memcmp(c->ids + order[0][i] * d.ds.n_ids, c->ids + order[0][i + 1] * d.ds.n_ids, 8) == 0;
+	}
+	CHECK(sorted == n - 1, "canonical order: %zu of %zu neighbours in order by contents alone", sorted, n - 1);
+	CHECK(ties > 0 && ties < n - 1, "canonical order: %zu neighbours tie on their keys, the others not", ties);
+	free(scratch);
 	d.ds.order = order[0];
 	r.ds.order = order[1];
 	for (size_t i = 0; i < n; i++)
@@ -2301,7 +2315,6 @@ test_scaling_out(void)
 	esmm_model_free(m[1]);
 	free(order[0]);
 	free(order[1]);
-	free(tmp);
 	free_data(&d);
 	free_data(&r);
 }
