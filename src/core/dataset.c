@@ -11,9 +11,8 @@
 
 #include "esmm_data.h"
 
-/* <0, 0, >0 as stored row a sorts before, with, after stored row b. */
-static int
-row_compare(const esmm_dataset *ds, uint32_t a, uint32_t b)
+int
+esmm_dataset_row_compare(const esmm_dataset *ds, uint32_t a, uint32_t b)
 {
 	const esmm_chunk *ca = &ds->chunks[a >> ESMM_CHUNK_ROWS_LOG2];
 	const esmm_chunk *cb = &ds->chunks[b >> ESMM_CHUNK_ROWS_LOG2];
@@ -52,9 +51,10 @@ row_compare(const esmm_dataset *ds, uint32_t a, uint32_t b)
 /*
  * The first 8 bytes of a stored row's ids, float bits and labels, read
  * big-endian.  Two keys compare as memcmp compares those bytes, which is
- * how row_compare starts, so only rows with equal keys need row_compare:
- * the sort then reads 8 bytes per comparison instead of three memcmp
- * calls through the chunks (a sixth of esmm_train's time on the demo).
+ * how esmm_dataset_row_compare starts, so only rows with equal keys need
+ * the full comparison: the sort then reads 8 bytes per comparison instead
+ * of three memcmp calls through the chunks (10% of esmm_train's time on
+ * the demo before).
  */
 static uint64_t
 row_key(const esmm_dataset *ds, uint32_t r)
@@ -87,19 +87,13 @@ row_key(const esmm_dataset *ds, uint32_t r)
 	return key;
 }
 
-int
-esmm_dataset_row_compare(const esmm_dataset *ds, uint32_t a, uint32_t b)
-{
-	return row_compare(ds, a, b);
-}
-
 /* Whether item b sorts before item a: by key, then by contents. */
 static int
 key_before(const esmm_dataset *ds, const esmm_row_key *b, const esmm_row_key *a)
 {
 	if (b->key != a->key)
 		return b->key < a->key;
-	return row_compare(ds, b->row, a->row) < 0;
+	return esmm_dataset_row_compare(ds, b->row, a->row) < 0;
 }
 
 void

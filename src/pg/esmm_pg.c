@@ -239,6 +239,17 @@ esmm_model_from_bytea(bytea *b, int max_B, MemoryContext cxt, bool with_optimize
 	return h;
 }
 
+void
+esmm_check_scored_kind(const esmm_model *m, bool mmoe, const char *esmm_fn, const char *mmoe_fn)
+{
+	if ((m->kind == ESMM_KIND_MMOE) != mmoe)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s cannot score %s model", mmoe ? mmoe_fn : esmm_fn,
+						m->kind == ESMM_KIND_MMOE ? "an mmoe" : "an esmm"),
+				 errhint("Score an esmm model with %s and an mmoe model with %s.", esmm_fn, mmoe_fn)));
+}
+
 bytea *
 esmm_model_to_bytea(const esmm_model *m, bool with_optimizer)
 {

@@ -75,6 +75,11 @@ void		esmm_model_cache_stats(esmm_model_cache_info *info);
 /* The assign hook of esmm.model_cache: evicts down to the new size. */
 void		esmm_model_cache_assign(int newval, void *extra);
 
+/* ERROR unless m is an MMoE model when mmoe, an ESMM one otherwise: the
+ * scorers esmm_fn and mmoe_fn each score one kind. */
+void		esmm_check_scored_kind(const esmm_model *m, bool mmoe, const char *esmm_fn,
+								   const char *mmoe_fn);
+
 /* Encodes m into a new bytea in the current memory context. */
 bytea	   *esmm_model_to_bytea(const esmm_model *m, bool with_optimizer);
 

@@ -46,13 +46,6 @@ typedef struct cache_entry
 	int			pins;
 } cache_entry;
 
-/* One pin: released when the pinner's memory context goes. */
-typedef struct cache_pin
-{
-	MemoryContextCallback cb;
-	cache_entry *e;
-} cache_pin;
-
 int			esmm_model_cache_kb;	/* GUC esmm.model_cache */
 
 static MemoryContext cache_cxt;
@@ -70,15 +63,15 @@ entry_unpin(void *arg)
 	e->pins--;
 }
 
+/* Pins e until memory context pin is reset or deleted. */
 static void
 entry_pin(cache_entry *e, MemoryContext pin)
 {
-	cache_pin  *p = MemoryContextAllocZero(pin, sizeof(*p));
+	MemoryContextCallback *cb = MemoryContextAllocZero(pin, sizeof(*cb));
 
-	p->e = e;
-	p->cb.func = entry_unpin;
-	p->cb.arg = e;
-	MemoryContextRegisterResetCallback(pin, &p->cb);
+	cb->func = entry_unpin;
+	cb->arg = e;
+	MemoryContextRegisterResetCallback(pin, cb);
 	e->pins++;
 }
 

@@ -140,12 +140,7 @@ cached_model(FunctionCallInfo fcinfo, predict_cache *c, bool mmoe)
 		cache_load(c, raw, b);
 	}
 	m = c->h->model;
-	if ((m->kind == ESMM_KIND_MMOE) != mmoe)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("%s cannot score %s model", mmoe ? "mmoe_predict" : "esmm_predict",
-						m->kind == ESMM_KIND_MMOE ? "an mmoe" : "an esmm"),
-				 errhint("Score an esmm model with esmm_predict and an mmoe model with mmoe_predict.")));
+	esmm_check_scored_kind(m, mmoe, "esmm_predict", "mmoe_predict");
 	return m;
 }
 
