@@ -107,6 +107,7 @@ SELECT pg_temp.mean_of('one_query_cached', 'SELECT p.* FROM one_row r, esmm_pred
 CREATE TABLE IF NOT EXISTS public.scores_first (id bigint, pctr real, pcvr real, pctcvr real);
 SELECT json_build_object(
   'train_seconds', :t1 - :t0,
+  'blas_kernel', current_setting('esmm.blas_kernel'),
   'rows_train', (SELECT count(*) FROM train_rows),
   'rows_test', (SELECT count(*) FROM test_rows),
   'fingerprint', (SELECT esmm_model_fingerprint(m) FROM model),
@@ -132,11 +133,15 @@ SQL
 done
 
 /usr/bin/python3 - "$work" "$epochs" "$threads_list" <<'PY'
-import json, sys
+import json, os, sys
 work, epochs, threads = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
 last = lambda f: json.loads(open(f).read().strip().splitlines()[-1])
 print(f"esmm benchmark: demo impressions, towers 64-32 lrelu over 5 embeddings x 8 + 3 numerics, "
       f"batch 512, adam, {epochs} epochs; PyTorch peer: demo/esmm_peer.py")
+# both sides multiply with OpenBLAS, whose kernels OPENBLAS_CORETYPE in the
+# environment can choose (this project's machines set it)
+print(f"OpenBLAS kernels: esmm {last(f'{work}/esmm-{threads[0]}.json')['blas_kernel']} (SHOW esmm.blas_kernel); "
+      f"peer and sgemm_rate with OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE') or 'unset (the CPU decides)'}")
 hdr = f"{'threads':>7}  {'measure':34}{'esmm':>12}{'pytorch':>12}{'ratio':>9}   target"
 for th in threads:
     E, T = last(f"{work}/esmm-{th}.json"), last(f"{work}/torch-{th}.json")

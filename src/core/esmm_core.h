@@ -26,6 +26,10 @@
 /* Below this many rows (batch rows, or touched table rows) a loop runs on
  * the calling thread: waking the pool costs more than the work. */
 #define ESMM_PARALLEL_MIN_ROWS 256
+/* The same for loops over parameters, which threads take in chunks of
+ * ESMM_PARALLEL_CHUNK floats (16 kB), so that no two write one cache line. */
+#define ESMM_PARALLEL_MIN_FLOATS 8192
+#define ESMM_PARALLEL_CHUNK 4096
 
 /* ---------------------------------------------------------------- status */
 

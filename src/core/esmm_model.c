@@ -1365,16 +1365,26 @@ esmm_forward_backward(esmm_model *m, const esmm_batch *batch)
 	if (n_blocks > 1)
 	{
 		float	   *g = m->grads + m->n_embedding;
-		const long	n = (long) dense;
+		const long	n_chunks = (long) ((dense + ESMM_PARALLEL_CHUNK - 1) / ESMM_PARALLEL_CHUNK);
 
-#pragma omp parallel for schedule(static) if (n >= 65536)
-		for (long i = 0; i < n; i++)
+		/* each element is ((0 + block 0) + block 1) + ..., in block order
+		 * whatever the thread count; a chunk at a time, block by block, so
+		 * that the inner loops run over contiguous floats and vectorize */
+#pragma omp parallel for schedule(static) if (dense >= ESMM_PARALLEL_MIN_FLOATS)
+		for (long c = 0; c < n_chunks; c++)
 		{
-			float		sum = 0.0f;
+			size_t		i0 = (size_t) c * ESMM_PARALLEL_CHUNK,
+						i1 = i0 + ESMM_PARALLEL_CHUNK < dense ? i0 + ESMM_PARALLEL_CHUNK : dense;
 
-			for (int k = 0; k < n_blocks; k++)
-				sum += m->block_grads[(size_t) k * dense + i];
-			g[i] = sum;
+			for (size_t i = i0; i < i1; i++)
+				g[i] = 0.0f + m->block_grads[i];
+			for (int k = 1; k < n_blocks; k++)
+			{
+				const float *bk = m->block_grads + (size_t) k * dense;
+
+				for (size_t i = i0; i < i1; i++)
+					g[i] += bk[i];
+			}
 		}
 	}
 	for (int t = 0; t < 2; t++)
@@ -1469,21 +1479,35 @@ esmm_model_step(esmm_model *m)
 	size_t		dense = m->n_params - m->n_embedding;
 	esmm_optim_coef c;
 	const long	n_touched = (long) m->n_touched;
+	const long	n_chunks = (long) ((dense + ESMM_PARALLEL_CHUNK - 1) / ESMM_PARALLEL_CHUNK);
 
 	m->step++;
 	esmm_optim_begin(&c, &m->optim, m->step);
-	esmm_optim_apply(&c, m->params + m->n_embedding, m->grads + m->n_embedding,
-					 m->m1 + m->n_embedding, m->m2 + m->n_embedding, dense);
-	/* touched rows are distinct (touch_row), so threads never share one */
-#pragma omp parallel for schedule(static) if (n_touched >= ESMM_PARALLEL_MIN_ROWS)
-	for (long i = 0; i < n_touched; i++)
+	/* every update is elementwise, so any split gives the same result:
+	 * the dense parameters in chunks, then the touched embedding rows,
+	 * which are distinct (touch_row), so threads never share one */
+#pragma omp parallel if (n_touched >= ESMM_PARALLEL_MIN_ROWS || dense >= ESMM_PARALLEL_MIN_FLOATS)
 	{
-		const esmm_table *tb = &m->table[m->touched_table[i]];
-		size_t		dim = tb->dim;
-		size_t		off = tb->off + (size_t) m->touched_row[i] * dim;
+#pragma omp for schedule(static) nowait
+		for (long k = 0; k < n_chunks; k++)
+		{
+			size_t		i0 = m->n_embedding + (size_t) k * ESMM_PARALLEL_CHUNK,
+						n = dense - (size_t) k * ESMM_PARALLEL_CHUNK;
 
-		esmm_optim_apply(&c, m->params + off, m->grads + off, m->m1 + off, m->m2 + off, dim);
-		memset(m->grads + off, 0, dim * sizeof(float));
+			if (n > ESMM_PARALLEL_CHUNK)
+				n = ESMM_PARALLEL_CHUNK;
+			esmm_optim_apply(&c, m->params + i0, m->grads + i0, m->m1 + i0, m->m2 + i0, n);
+		}
+#pragma omp for schedule(static)
+		for (long i = 0; i < n_touched; i++)
+		{
+			const esmm_table *tb = &m->table[m->touched_table[i]];
+			size_t		dim = tb->dim;
+			size_t		off = tb->off + (size_t) m->touched_row[i] * dim;
+
+			esmm_optim_apply(&c, m->params + off, m->grads + off, m->m1 + off, m->m2 + off, dim);
+			memset(m->grads + off, 0, dim * sizeof(float));
+		}
 	}
 	m->n_touched = 0;
 }
@@ -1557,6 +1581,8 @@ esmm_batch_gather(esmm_model *m, const esmm_dataset *ds, const uint32_t *perm,
 {
 	const uint32_t nl = ds->n_labels;
 
+	/* each thread fills its own batch rows */
+#pragma omp parallel for schedule(static) if (B >= ESMM_PARALLEL_MIN_ROWS)
 	for (int b = 0; b < B; b++)
 	{
 		size_t		r = perm[b];

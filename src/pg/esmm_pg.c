@@ -25,6 +25,7 @@ PG_MODULE_MAGIC;
 
 int			esmm_threads = 1;
 int			esmm_max_memory_kb = 1024 * 1024;
+static char *esmm_blas_kernel = NULL;
 
 /* The largest pool this backend created with signals blocked. */
 static int	threads_prepared = 0;
@@ -52,6 +53,16 @@ _PG_init(void)
 							"the least recently used models are evicted first, and 0 turns the cache off.",
 							&esmm_model_cache_kb, 32 * 1024, 0, INT_MAX,
 							PGC_USERSET, GUC_UNIT_KB, NULL, esmm_model_cache_assign, NULL);
+	/* OpenBLAS picks its kernels when it loads, from the CPU or from
+	 * OPENBLAS_CORETYPE in the server's environment; reading the name
+	 * starts no thread, so it is safe in the postmaster */
+	DefineCustomStringVariable("esmm.blas_kernel",
+							   "The OpenBLAS kernels this server multiplies with.",
+							   "Chosen by OpenBLAS when the server starts, from the CPU or from "
+							   "OPENBLAS_CORETYPE in the server's environment.",
+							   &esmm_blas_kernel, openblas_get_corename(),
+							   PGC_INTERNAL, GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							   NULL, NULL, NULL);
 	MarkGUCPrefixReserved("esmm");
 }
 

@@ -6,7 +6,7 @@
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(19);
+SELECT plan(21);
 
 CREATE FUNCTION pg_temp.proc_status(field text) RETURNS bigint LANGUAGE sql AS $$
 	SELECT substring(pg_read_file('/proc/self/status') FROM field || ':\s*(\d+)')::bigint $$;
@@ -94,6 +94,23 @@ SELECT is((SELECT count(*) FROM thread_masks
 	'every pool thread blocks the signals PostgreSQL handles');
 SELECT is((SELECT blocked & x'0000000000004002'::bigint FROM thread_masks WHERE tid = pg_backend_pid()), 0::bigint,
 	'the main thread still takes SIGINT and SIGTERM');
+
+-- esmm.blas_kernel names the kernels OpenBLAS chose: the ones the
+-- server's environment asks for (OPENBLAS_CORETYPE, as on this project's
+-- machines), or else the CPU's own; it is read-only.  The environment is
+-- the postmaster's: a backend's own /proc/self/environ is overwritten by
+-- its process title.
+CREATE TEMP TABLE server_env AS
+SELECT substring(encode(pg_read_binary_file('/proc/' || split_part(pg_read_file('postmaster.pid'), E'\n', 1) || '/environ'), 'escape')
+				 FROM 'OPENBLAS_CORETYPE=([A-Za-z0-9]+)') AS coretype;
+SELECT CASE WHEN coretype IS NULL
+	THEN ok(current_setting('esmm.blas_kernel') ~ '^[A-Za-z0-9]+$',
+			format('esmm.blas_kernel (%s) names the kernels OpenBLAS chose for this CPU', current_setting('esmm.blas_kernel')))
+	ELSE is(lower(current_setting('esmm.blas_kernel')), lower(coretype),
+			format('esmm.blas_kernel (%s) follows OPENBLAS_CORETYPE in the server''s environment', current_setting('esmm.blas_kernel')))
+	END FROM server_env;
+SELECT throws_ok('SET esmm.blas_kernel = ''Haswell''', '55P02',
+	'parameter "esmm.blas_kernel" cannot be changed', 'esmm.blas_kernel is read-only');
 
 SELECT * FROM finish();
 ROLLBACK;

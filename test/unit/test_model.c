@@ -17,6 +17,7 @@
 
 #include "unit.h"
 #include "esmm_model.h"
+#include "optim.h"
 #include "model_format.h"
 #include "metrics.h"
 
@@ -618,6 +619,84 @@ test_row_blocks(void)
 		free(p1);
 		free(p2);
 		esmm_model_free(m);
+	}
+	free_big_batch(&bb);
+}
+
+/*
+ * Dense parameters in several chunks (ESMM_PARALLEL_CHUNK), above the size
+ * at which the row blocks' gradient sum and the optimizer step go to the
+ * threads: gradients and the stepped parameters have the same bits on one
+ * thread and on two, and the chunked step equals one esmm_optim_step over
+ * the whole dense region, its naive twin.
+ */
+static void
+test_parallel_chunks(void)
+{
+	const int	B = 2 * ESMM_BLOCK_ROWS + 7;
+	big_batch	bb;
+	esmm_schema s;
+	esmm_arch	a;
+	esmm_model *m[2] = {NULL, NULL};
+	float	   *g[2] = {NULL, NULL},
+			   *p[2] = {NULL, NULL};
+	size_t		dense = 0;
+
+	make_big_batch(&bb, B);
+	make_schema(&s);
+	make_arch(&a, ESMM_LOSS_BCE, 0.0f);
+	for (int t = 0; t < 2; t++)
+	{
+		a.tower[t].layers[0].units = 96;
+		a.tower[t].layers[1].units = 40;
+		for (uint32_t l = 0; l < a.tower[t].n_layers; l++)
+			a.tower[t].layers[l].use_bn = 0;
+	}
+	for (int i = 0; i < 2; i++)
+	{
+		esmm_optim_coef c;
+		float	   *w,
+				   *m1,
+				   *m2;
+
+		m[i] = new_model(&s, &a, ESMM_KIND_ESMM, ESMM_OPTIM_ADAM, 0.01f, B, SEED);
+		if (m[i] == NULL)
+			break;
+		dense = m[i]->n_params - m[i]->n_embedding;
+		omp_set_num_threads(i + 1);
+		esmm_model_forward_backward(m[i], &bb.b, NULL);
+		g[i] = copy_floats(m[i]->grads, m[i]->n_params);
+		/* the naive twin: Adam over the whole dense region in one call */
+		w = copy_floats(m[i]->params + m[i]->n_embedding, dense);
+		m1 = copy_floats(m[i]->m1 + m[i]->n_embedding, dense);
+		m2 = copy_floats(m[i]->m2 + m[i]->n_embedding, dense);
+		esmm_optim_begin(&c, &m[i]->optim, m[i]->step + 1);
+		esmm_optim_apply(&c, w, m[i]->grads + m[i]->n_embedding, m1, m2, dense);
+		esmm_model_step(m[i]);
+		p[i] = copy_floats(m[i]->params, m[i]->n_params);
+		CHECK(memcmp(w, m[i]->params + m[i]->n_embedding, dense * sizeof(float)) == 0 &&
+			  memcmp(m1, m[i]->m1 + m[i]->n_embedding, dense * sizeof(float)) == 0,
+			  "%d thread(s): the chunked step differs from one Adam call", i + 1);
+		free(w);
+		free(m1);
+		free(m2);
+	}
+	omp_set_num_threads(1);
+	if (m[0] != NULL && m[1] != NULL)
+	{
+		CHECK(dense >= ESMM_PARALLEL_MIN_FLOATS && dense > 2 * ESMM_PARALLEL_CHUNK &&
+			  dense % ESMM_PARALLEL_CHUNK != 0,
+			  "%zu dense parameters do not make several chunks and a partial one", dense);
+		CHECK(memcmp(g[0], g[1], m[0]->n_params * sizeof(float)) == 0,
+			  "gradients differ between 1 and 2 threads");
+		CHECK(memcmp(p[0], p[1], m[0]->n_params * sizeof(float)) == 0,
+			  "stepped parameters differ between 1 and 2 threads");
+	}
+	for (int i = 0; i < 2; i++)
+	{
+		free(g[i]);
+		free(p[i]);
+		esmm_model_free(m[i]);
 	}
 	free_big_batch(&bb);
 }
@@ -2325,6 +2404,7 @@ suite_model(void)
 	test_gradients();
 	test_forward_backward_repeatable();
 	test_row_blocks();
+	test_parallel_chunks();
 	test_init();
 	test_sparse_updates();
 	test_training();
