@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "esmm_core.h"
 #include "esmm_data.h"
 
 int
@@ -105,16 +106,23 @@ esmm_dataset_canonical_order(const esmm_dataset *ds, uint32_t *order, esmm_row_k
 
 	/* keys travel with their rows, so that each merge pass reads and
 	 * writes sequentially */
+#pragma omp parallel for schedule(static) if (n >= ESMM_PARALLEL_MIN_ROWS)
 	for (size_t i = 0; i < n; i++)
 	{
 		src[i].key = row_key(ds, (uint32_t) i);
 		src[i].row = (uint32_t) i;
 	}
-	/* bottom-up merge sort: O(n log n) comparisons, no recursion */
+	/* bottom-up merge sort: O(n log n) comparisons, no recursion; the
+	 * merges of one pass write disjoint ranges, so threads share a pass
+	 * out, and the order is the same for any thread count */
 	for (size_t width = 1; width < n; width *= 2)
 	{
-		for (size_t lo = 0; lo < n; lo += 2 * width)
+		const size_t n_merges = (n + 2 * width - 1) / (2 * width);
+
+#pragma omp parallel for schedule(static) if (n >= ESMM_PARALLEL_MIN_ROWS && n_merges > 1)
+		for (size_t q = 0; q < n_merges; q++)
 		{
+			size_t		lo = q * 2 * width;
 			size_t		mid = lo + width < n ? lo + width : n;
 			size_t		hi = lo + 2 * width < n ? lo + 2 * width : n;
 			size_t		i = lo,

@@ -103,7 +103,8 @@ typedef struct esmm_row_key
  * bits of the floats, labels, array ids), which is the same whatever
  * order the rows were appended in: rows that compare equal are equal.
  * scratch[2 * n_rows] is scratch.  Reads the stored rows (ds->order is
- * ignored).
+ * ignored).  Runs on the calling thread's OpenMP team when n_rows reaches
+ * ESMM_PARALLEL_MIN_ROWS, with the same result for any thread count.
  */
 void		esmm_dataset_canonical_order(const esmm_dataset *ds, uint32_t *order,
 										 esmm_row_key *scratch);

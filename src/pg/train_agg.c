@@ -871,6 +871,8 @@ order_rows(esmm_train_state *s, row_buffer *buf)
 		return;
 	order = MemoryContextAllocHuge(s->mcxt, n * sizeof(uint32_t));
 	scratch = MemoryContextAllocHuge(CurrentMemoryContext, 2 * n * sizeof(esmm_row_key));
+	/* the sort's passes run on the pool */
+	esmm_threads_prepare();
 	esmm_dataset_canonical_order(&buf->ds, order, scratch);
 	pfree(scratch);
 	buf->ds.order = order;
