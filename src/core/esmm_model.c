@@ -725,11 +725,8 @@ workspace_carve(esmm_model *m, float *p, size_t B)
 		CARVE(m->d_input[t], B * m->tower_in[t]);
 		{
 			esmm_stack	stack = tower_stack(m, t);
-			float	   *acts = NULL;
 
-			CARVE(acts, esmm_stack_acts_size(&stack, B));
-			if (p != NULL)
-				esmm_stack_carve(&stack, acts, B);
+			cur += esmm_stack_carve(&stack, p != NULL ? p + cur : NULL, B);
 		}
 		CARVE(m->logit[t], B);
 		CARVE(m->d_logit[t], B);
@@ -1330,6 +1327,23 @@ esmm_block_forward_backward(esmm_model *m, const esmm_batch *batch, int k, int b
 	return loss;
 }
 
+/* How many chunks of ESMM_PARALLEL_CHUNK floats n parameters make. */
+static inline long
+param_chunks(size_t n)
+{
+	return (long) ((n + ESMM_PARALLEL_CHUNK - 1) / ESMM_PARALLEL_CHUNK);
+}
+
+/* Chunk k of n parameters: returns its first index, its length in *len. */
+static inline size_t
+param_chunk(long k, size_t n, size_t *len)
+{
+	size_t		i0 = (size_t) k * ESMM_PARALLEL_CHUNK;
+
+	*len = n - i0 < ESMM_PARALLEL_CHUNK ? n - i0 : ESMM_PARALLEL_CHUNK;
+	return i0;
+}
+
 /*
  * ESMM's forward and backward over a batch, in row blocks run by the
  * OpenMP threads (ESMM_BLOCK_ROWS); returns the data loss, the mean over
@@ -1365,7 +1379,7 @@ esmm_forward_backward(esmm_model *m, const esmm_batch *batch)
 	if (n_blocks > 1)
 	{
 		float	   *g = m->grads + m->n_embedding;
-		const long	n_chunks = (long) ((dense + ESMM_PARALLEL_CHUNK - 1) / ESMM_PARALLEL_CHUNK);
+		const long	n_chunks = param_chunks(dense);
 
 		/* each element is ((0 + block 0) + block 1) + ..., in block order
 		 * whatever the thread count; a chunk at a time, block by block, so
@@ -1373,8 +1387,9 @@ esmm_forward_backward(esmm_model *m, const esmm_batch *batch)
 #pragma omp parallel for schedule(static) if (dense >= ESMM_PARALLEL_MIN_FLOATS)
 		for (long c = 0; c < n_chunks; c++)
 		{
-			size_t		i0 = (size_t) c * ESMM_PARALLEL_CHUNK,
-						i1 = i0 + ESMM_PARALLEL_CHUNK < dense ? i0 + ESMM_PARALLEL_CHUNK : dense;
+			size_t		len,
+						i0 = param_chunk(c, dense, &len),
+						i1 = i0 + len;
 
 			for (size_t i = i0; i < i1; i++)
 				g[i] = 0.0f + m->block_grads[i];
@@ -1479,7 +1494,7 @@ esmm_model_step(esmm_model *m)
 	size_t		dense = m->n_params - m->n_embedding;
 	esmm_optim_coef c;
 	const long	n_touched = (long) m->n_touched;
-	const long	n_chunks = (long) ((dense + ESMM_PARALLEL_CHUNK - 1) / ESMM_PARALLEL_CHUNK);
+	const long	n_chunks = param_chunks(dense);
 
 	m->step++;
 	esmm_optim_begin(&c, &m->optim, m->step);
@@ -1491,11 +1506,9 @@ esmm_model_step(esmm_model *m)
 #pragma omp for schedule(static) nowait
 		for (long k = 0; k < n_chunks; k++)
 		{
-			size_t		i0 = m->n_embedding + (size_t) k * ESMM_PARALLEL_CHUNK,
-						n = dense - (size_t) k * ESMM_PARALLEL_CHUNK;
+			size_t		n,
+						i0 = m->n_embedding + param_chunk(k, dense, &n);
 
-			if (n > ESMM_PARALLEL_CHUNK)
-				n = ESMM_PARALLEL_CHUNK;
 			esmm_optim_apply(&c, m->params + i0, m->grads + i0, m->m1 + i0, m->m2 + i0, n);
 		}
 #pragma omp for schedule(static)

@@ -443,11 +443,8 @@ mmoe_workspace_carve(esmm_model *m, float *base, size_t B)
 	for (uint32_t k = 0; k < p->E; k++)
 	{
 		esmm_stack	s = expert_stack(m, k);
-		float	   *acts = NULL;
 
-		CARVE(acts, esmm_stack_acts_size(&s, B));
-		if (base != NULL)
-			esmm_stack_carve(&s, acts, B);
+		cur += esmm_stack_carve(&s, base != NULL ? base + cur : NULL, B);
 		CARVE(p->d_e[k], B * p->H);
 	}
 	for (uint32_t g = 0; g < p->G; g++)
@@ -455,11 +452,8 @@ mmoe_workspace_carve(esmm_model *m, float *base, size_t B)
 	for (uint32_t t = 0; t < p->T; t++)
 	{
 		esmm_stack	s = task_stack(m, t);
-		float	   *acts = NULL;
 
-		CARVE(acts, esmm_stack_acts_size(&s, B));
-		if (base != NULL)
-			esmm_stack_carve(&s, acts, B);
+		cur += esmm_stack_carve(&s, base != NULL ? base + cur : NULL, B);
 		CARVE(p->u[t], B * p->d_task);
 		CARVE(p->z[t], B);
 		CARVE(p->dz[t], B);

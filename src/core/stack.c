@@ -87,32 +87,28 @@ esmm_stack_init(const esmm_stack *s, float *params, float *state, uint64_t seed,
 }
 
 size_t
-esmm_stack_acts_size(const esmm_stack *s, size_t B)
+esmm_stack_carve(esmm_stack *s, float *work, size_t B)
 {
 	size_t		n = 0;
 
-	for (uint32_t l = 0; l < s->spec->n_layers; l++)
-		n += 6 * B * s->ref[l].out + s->ref[l].out;
-	return n;
-}
-
-void
-esmm_stack_carve(esmm_stack *s, float *work, size_t B)
-{
 	for (uint32_t l = 0; l < s->spec->n_layers; l++)
 	{
 		esmm_layer_acts *a = &s->acts[l];
 		size_t		o = s->ref[l].out;
 
-		a->pre = work;
-		a->xhat = a->pre + B * o;
-		a->inv_std = a->xhat + B * o;
-		a->bn = a->inv_std + o;
-		a->act = a->bn + B * o;
-		a->mask = a->act + B * o;
-		a->drop = a->mask + B * o;
-		work = a->drop + B * o;
+		if (work != NULL)
+		{
+			a->pre = work + n;
+			a->xhat = a->pre + B * o;
+			a->inv_std = a->xhat + B * o;
+			a->bn = a->inv_std + o;
+			a->act = a->bn + B * o;
+			a->mask = a->act + B * o;
+			a->drop = a->mask + B * o;
+		}
+		n += 6 * B * o + o;
 	}
+	return n;
 }
 
 esmm_stack

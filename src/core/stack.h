@@ -32,11 +32,10 @@ uint32_t	esmm_stack_max_width(const esmm_stack *s);
 void		esmm_stack_init(const esmm_stack *s, float *params, float *state,
 							uint64_t seed, uint64_t tag);
 
-/* Floats of activations the stack needs for B rows. */
-size_t		esmm_stack_acts_size(const esmm_stack *s, size_t B);
-
-/* Points the stack's activations into work (esmm_stack_acts_size floats). */
-void		esmm_stack_carve(esmm_stack *s, float *work, size_t B);
+/* Returns the floats of activations the stack needs for B rows, and
+ * points its activations into work unless work is NULL (sizing only), so
+ * that a workspace's sizing and its carving are one walk. */
+size_t		esmm_stack_carve(esmm_stack *s, float *work, size_t B);
 
 /*
  * The same stack on the rows b0.. of a batch: acts[n_layers] receives the
