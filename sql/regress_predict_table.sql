@@ -40,6 +40,15 @@ SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
 WHERE attrelid = 'pt_out.ctr_scores'::regclass AND attnum > 0 ORDER BY attnum;
 SELECT count(*) FILTER (WHERE pctr IS NOT NULL) AS pctr, count(pcvr) AS pcvr, count(pctcvr) AS pctcvr
 FROM pt_out.ctr_scores;
+-- a view as the source, with a key it computes (the executor's memory for
+-- each row, gone by the next): each key is its own row's, across batches
+CREATE VIEW pt_rows_view AS SELECT 'v' || code AS vcode, * FROM pt_rows;
+SELECT esmm_predict_table((SELECT model FROM pt_models WHERE kind = 'esmm'), 'pt_rows_view', 'vcode',
+	'pt_out.view_scores');
+SELECT count(*) AS joined, count(DISTINCT vcode) AS keys,
+	max(abs(s.pctr - p.pctr)) < 1e-6 AS same_as_esmm_predict
+FROM pt_out.view_scores s JOIN pt_rows_view r USING (vcode),
+	LATERAL esmm_predict((SELECT model FROM pt_models WHERE kind = 'esmm'), r) p;
 
 -- mmoe: one column per task, named after its label
 SELECT mmoe_predict_table((SELECT model FROM pt_models WHERE kind = 'mmoe'), 'pt_rows', 'id', 'pt_mmoe');
@@ -94,5 +103,6 @@ SELECT count(*) AS found_by_index FROM pt_indexed WHERE id = (SELECT min(id) FRO
 RESET enable_seqscan;
 
 DROP SCHEMA pt_out CASCADE;
+DROP VIEW pt_rows_view;
 DROP TABLE pt_rows, pt_models, pt_scores, pt_mmoe, pt_empty, pt_empty_scores, pt_narrow, pt_indexed;
 DROP ROLE pt_reader;

@@ -574,27 +574,36 @@ esmm_encode_row(esmm_encoder *enc, HeapTupleHeader tup, int32_t *ids,
 				float *nums, esmm_idbuf *multi, uint32_t *multi_counts,
 				float *labels)
 {
-	const esmm_schema *schema = enc->schema;
 	HeapTupleData tuple;
 
-	enc->row_number++;
 	tuple.t_len = HeapTupleHeaderGetDatumLength(tup);
 	ItemPointerSetInvalid(&(tuple.t_self));
 	tuple.t_tableOid = InvalidOid;
 	tuple.t_data = tup;
 	heap_deform_tuple(&tuple, enc->tupdesc, enc->values, enc->nulls);
+	return esmm_encode_datums(enc, enc->values, enc->nulls, ids, nums, multi, multi_counts,
+							  labels);
+}
 
+esmm_row_status
+esmm_encode_datums(esmm_encoder *enc, const Datum *values, const bool *nulls,
+				   int32_t *ids, float *nums, esmm_idbuf *multi,
+				   uint32_t *multi_counts, float *labels)
+{
+	const esmm_schema *schema = enc->schema;
+
+	enc->row_number++;
 	if (labels != NULL)
 		for (uint32_t i = 0; i < schema->n_labels; i++)
 		{
 			int			att = enc->label_attnum[i];
 			int64		v;
 
-			if (enc->nulls[att])
+			if (nulls[att])
 				return ESMM_ROW_NULL_LABEL;
 			if (enc->label_regression[i])
 			{
-				double		y = float_value(enc->values[att], enc->label_type[i]);
+				double		y = float_value(values[att], enc->label_type[i]);
 
 				if (!isfinite(y) || fabs(y) > FLT_MAX)
 				{
@@ -609,8 +618,8 @@ esmm_encode_row(esmm_encoder *enc, HeapTupleHeader tup, int32_t *ids,
 				labels[i] = (float) y;
 				continue;
 			}
-			v = enc->label_type[i] == BOOLOID ? (int64) DatumGetBool(enc->values[att]) :
-				int_value(enc->values[att], enc->label_type[i]);
+			v = enc->label_type[i] == BOOLOID ? (int64) DatumGetBool(values[att]) :
+				int_value(values[att], enc->label_type[i]);
 			if (v != 0 && v != 1)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -624,8 +633,8 @@ esmm_encode_row(esmm_encoder *enc, HeapTupleHeader tup, int32_t *ids,
 	{
 		const esmm_feature *ft = &schema->features[f];
 		int			att = enc->attnum[f];
-		bool		isnull = enc->nulls[att];
-		Datum		d = enc->values[att];
+		bool		isnull = nulls[att];
+		Datum		d = values[att];
 
 		switch (ft->kind)
 		{

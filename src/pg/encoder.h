@@ -106,6 +106,16 @@ esmm_row_status esmm_encode_row(esmm_encoder *enc, HeapTupleHeader tup,
 								uint32_t *multi_counts, float *labels);
 
 /*
+ * The same for a row already split into values[] and nulls[], indexed as
+ * the tuple descriptor enc was bound to (a slot's tts_values and
+ * tts_isnull): what a DestReceiver hands over, with no tuple to deform.
+ */
+esmm_row_status esmm_encode_datums(esmm_encoder *enc, const Datum *values,
+								   const bool *nulls, int32_t *ids, float *nums,
+								   esmm_idbuf *multi, uint32_t *multi_counts,
+								   float *labels);
+
+/*
  * Checks what the core stores but cannot judge: every column name is valid
  * in the database encoding, and every column type in a
  * decoded model's schema is one the encoder supports for its kind.  An

@@ -9,15 +9,17 @@
  *
  * Everything goes through SPI as the caller: reading the source needs its
  * SELECT privilege, creating the output needs CREATE on the schema, and
- * nothing is SECURITY DEFINER.  The source is read through a cursor in
- * batches of SCORE_BATCH rows; each batch is encoded, scored with the
- * batched (sgemm) forward pass, and written to the output table, which
+ * nothing is SECURITY DEFINER.  The source query streams its rows into a
+ * DestReceiver that encodes each from the slot's values, with no copy of
+ * the row in between; every SCORE_BATCH rows, the batch is scored with the
+ * batched (sgemm) forward pass and written to the output table, which
  * this call created and owns, with table_multi_insert as COPY does: one
  * WAL record per page instead of an executor round per row.  Should the
  * new table have gained an index, a trigger or row security meanwhile (an
  * event trigger), each batch goes through INSERT ... SELECT FROM
- * unnest(...) instead.  The statement is one transaction: a cancel between
- * batches leaves no output table behind.
+ * unnest(...) instead, on an SPI connection of its own, since the source
+ * query is still running on the outer one.  The statement is one
+ * transaction: a cancel between batches leaves no output table behind.
  */
 #include "postgres.h"
 
@@ -37,6 +39,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
@@ -312,6 +315,112 @@ batch_write(score_batch *sb, SPIPlanPtr insert, int n_out, Oid key_type, int B)
 	pfree(nulls);
 }
 
+/*
+ * Receives the source query's rows: encodes each into the batch and, every
+ * batch rows, scores and writes them.
+ */
+typedef struct score_receiver
+{
+	DestReceiver pub;			/* first: the executor calls through it */
+	esmm_model *m;
+	esmm_encoder *enc;
+	score_batch *sb;
+	output_writer *writer;
+	SPIPlanPtr	insert;			/* the INSERT when writer->rel is NULL */
+	MemoryContext batch_cxt;	/* what one batch allocates, reset after it */
+	Oid			key_type;
+	int16		key_len;
+	bool		key_byval;
+	int			n_out;
+	int			batch;			/* rows per batch */
+	int			n;				/* rows in the batch so far */
+	int64		written;
+	/*
+	 * The error context of the caller, not of SPI's query: an ERROR about a
+	 * row (a NaN, an id outside its vocabulary) is about the source table,
+	 * and quoting the internal SELECT that read it would only confuse.
+	 */
+	ErrorContextCallback *caller_context;
+} score_receiver;
+
+/* Scores and writes the rows received since the last flush. */
+static void
+score_flush(score_receiver *r)
+{
+	MemoryContext old;
+
+	if (r->n == 0)
+		return;
+	CHECK_FOR_INTERRUPTS();
+	old = MemoryContextSwitchTo(r->batch_cxt);
+	batch_score(r->sb, r->m, r->n);
+	if (r->writer->rel != NULL)
+		batch_write_direct(r->sb, r->writer, r->n_out, r->n);
+	else
+	{
+		SPI_connect();
+		batch_write(r->sb, r->insert, r->n_out, r->key_type, r->n);
+		SPI_finish();
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(r->batch_cxt);
+	r->written += r->n;
+	r->n = 0;
+	r->sb->row_ids.len = 0;
+}
+
+static bool
+score_receive_slot(TupleTableSlot *slot, DestReceiver *self)
+{
+	score_receiver *r = (score_receiver *) self;
+	score_batch *sb = r->sb;
+	const esmm_model *m = r->m;
+	const int	b = r->n;
+	ErrorContextCallback *spi_context = error_context_stack;
+	MemoryContext old = MemoryContextSwitchTo(r->batch_cxt);
+
+	error_context_stack = r->caller_context;
+	slot_getallattrs(slot);
+	/* the slot's values last until the next row; the key must last until
+	 * the batch is written */
+	sb->key_nulls[b] = slot->tts_isnull[0];
+	sb->keys[b] = sb->key_nulls[b] ? (Datum) 0 :
+		datumCopy(slot->tts_values[0], r->key_byval, r->key_len);
+	(void) esmm_encode_datums(r->enc, slot->tts_values, slot->tts_isnull,
+							  sb->ids + (size_t) b * m->n_ids, sb->nums + (size_t) b * m->n_nums,
+							  &sb->row_ids, sb->counts + (size_t) b * m->n_multi, NULL);
+	MemoryContextSwitchTo(old);
+	if (++r->n == r->batch)
+		score_flush(r);
+	error_context_stack = spi_context;
+	return true;
+}
+
+/* The query's result columns, found by name as in the table. */
+static void
+score_receiver_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	score_receiver *r = (score_receiver *) self;
+
+	esmm_encoder_bind_desc(r->enc, &r->m->schema, typeinfo, r->sb->cxt);
+}
+
+static void
+score_receiver_shutdown(DestReceiver *self)
+{
+	score_receiver *r = (score_receiver *) self;
+	ErrorContextCallback *spi_context = error_context_stack;
+
+	error_context_stack = r->caller_context;
+	score_flush(r);
+	error_context_stack = spi_context;
+}
+
+static void
+score_receiver_destroy(DestReceiver *self)
+{
+}
+
 /* The body of both functions: kind says which models it accepts. */
 static int64
 predict_table(FunctionCallInfo fcinfo, bool mmoe)
@@ -332,10 +441,10 @@ predict_table(FunctionCallInfo fcinfo, bool mmoe)
 	const char *cols[ESMM_MAX_LABELS];
 	Oid			argtypes[1 + ESMM_MAX_LABELS];
 	SPIPlanPtr	insert = NULL;
-	Portal		cursor;
+	SPIPlanPtr	source_query;
+	SPIExecuteOptions options;
+	score_receiver receiver;
 	StringInfoData sql;
-	int64		written = 0;
-	bool		bound = false;
 	output_writer writer;
 	Oid			out_relid;
 	int			batch;
@@ -404,51 +513,40 @@ predict_table(FunctionCallInfo fcinfo, bool mmoe)
 							 quote_identifier(NameStr(TupleDescAttr(rel_desc, enc.attnum[f])->attname)));
 		appendStringInfo(&sql, " FROM %s s", esmm_relation_sql_name(source));
 	}
-	cursor = SPI_cursor_open_with_args(NULL, sql.data, 0, NULL, NULL, NULL, true, 0);
+	memset(&receiver, 0, sizeof(receiver));
+	receiver.pub.receiveSlot = score_receive_slot;
+	receiver.pub.rStartup = score_receiver_startup;
+	receiver.pub.rShutdown = score_receiver_shutdown;
+	receiver.pub.rDestroy = score_receiver_destroy;
+	receiver.pub.mydest = DestNone;
+	receiver.m = m;
+	receiver.enc = &enc;
+	receiver.sb = &sb;
+	receiver.writer = &writer;
+	receiver.insert = insert;
+	receiver.batch_cxt = batch_cxt;
+	receiver.key_type = key_type;
+	get_typlenbyval(key_type, &receiver.key_len, &receiver.key_byval);
+	receiver.n_out = n_out;
+	receiver.batch = batch;
+	receiver.caller_context = error_context_stack;
 
-	for (;;)
-	{
-		MemoryContext old;
-		uint64		B;
-
-		CHECK_FOR_INTERRUPTS();
-		SPI_cursor_fetch(cursor, true, batch);
-		B = SPI_processed;
-		if (B == 0)
-			break;
-		old = MemoryContextSwitchTo(batch_cxt);
-		sb.row_ids.len = 0;
-		for (uint64 r = 0; r < B; r++)
-		{
-			HeapTuple	t = SPI_tuptable->vals[r];
-			TupleDesc	td = SPI_tuptable->tupdesc;
-
-			/* the fetched tuples live until the batch is written */
-			sb.keys[r] = SPI_getbinval(t, td, 1, &sb.key_nulls[r]);
-			if (!bound)
-			{
-				/* the result's columns, found by name as in the table */
-				esmm_encoder_bind_desc(&enc, &m->schema, td, sb.cxt);
-				bound = true;
-			}
-			(void) esmm_encode_row(&enc, t->t_data, sb.ids + r * m->n_ids, sb.nums + r * m->n_nums,
-								   &sb.row_ids, sb.counts + r * m->n_multi, NULL);
-		}
-		batch_score(&sb, m, (int) B);
-		if (writer.rel != NULL)
-			batch_write_direct(&sb, &writer, n_out, (int) B);
-		else
-			batch_write(&sb, insert, n_out, key_type, (int) B);
-		written += (int64) B;
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(batch_cxt);
-		SPI_freetuptable(SPI_tuptable);
-	}
-	SPI_cursor_close(cursor);
+	/*
+	 * Prepared without CURSOR_OPT_PARALLEL_OK: the receiver writes, which a
+	 * parallel plan's leader may not.
+	 */
+	source_query = SPI_prepare(sql.data, 0, NULL);
+	if (source_query == NULL)
+		elog(ERROR, "could not prepare the query of %s", esmm_relation_sql_name(source));
+	memset(&options, 0, sizeof(options));
+	options.read_only = true;
+	options.dest = &receiver.pub;
+	if (SPI_execute_plan_extended(source_query, &options) < 0)
+		elog(ERROR, "could not read %s", esmm_relation_sql_name(source));
 	output_writer_close(&writer);
 	SPI_finish();
 	esmm_handle_release(h);
-	return written;
+	return receiver.written;
 }
 
 PG_FUNCTION_INFO_V1(esmm_predict_table);
