@@ -277,7 +277,9 @@ batch_write_direct(score_batch *sb, output_writer *w, int n_out, int B)
 		}
 		ExecStoreVirtualTuple(slot);
 	}
-	table_multi_insert(w->rel, w->slots, B, w->cid, 0, w->bistate);
+	/* the table is this transaction's own and only grows: no free space to
+	 * look for, as COPY into a table created in its transaction */
+	table_multi_insert(w->rel, w->slots, B, w->cid, TABLE_INSERT_SKIP_FSM, w->bistate);
 }
 
 /* Writes B scored rows with one INSERT ... SELECT FROM unnest(...). */
