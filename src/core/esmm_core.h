@@ -31,6 +31,33 @@
 #define ESMM_PARALLEL_MIN_FLOATS 8192
 #define ESMM_PARALLEL_CHUNK 4096
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* The calling thread's number in its team (0 outside a parallel region),
+ * and how many threads a parallel region would get; 0 and 1 without
+ * OpenMP. */
+static inline int
+esmm_thread_num(void)
+{
+#ifdef _OPENMP
+	return omp_get_thread_num();
+#else
+	return 0;
+#endif
+}
+
+static inline int
+esmm_threads_max(void)
+{
+#ifdef _OPENMP
+	return omp_get_max_threads();
+#else
+	return 1;
+#endif
+}
+
 /* ---------------------------------------------------------------- status */
 
 typedef enum esmm_code

@@ -1174,25 +1174,28 @@ batch_blocks(const esmm_model *m, int B, int training, int *rows)
 /*
  * Runs tower t forward on the rows [b0, b1) of the batch: assembles their
  * input (tower 1 reuses tower 0's when shared_input), then the stack, whose
- * activations for these rows acts receives; leaves the logits in
- * m->logit[t][b0 .. b1).  Backward gradients go to grads[o - grad_base].
+ * activations acts receives; leaves the logits in m->logit[t][ws ..
+ * ws + b1 - b0).  The rows use the workspace from its row ws on: b0 in
+ * training, whose backward reads them back by batch row; any free stretch
+ * when scoring (esmm_model_predict).  Backward gradients go to
+ * grads[o - grad_base].
  */
 static void
-esmm_tower_forward(esmm_model *m, int t, const esmm_batch *batch, int b0, int b1,
+esmm_tower_forward(esmm_model *m, int t, const esmm_batch *batch, int b0, int b1, int ws,
 				   int training, uint64_t *rng, esmm_layer_acts *acts, size_t grad_base)
 {
 	const esmm_tower_spec *tw = &m->arch.tower[t];
 	const int	D = (int) m->tower_in[t];
-	float	   *x = m->input[t] + (size_t) b0 * D;
+	float	   *x = m->input[t] + (size_t) ws * D;
 	esmm_stack	whole = tower_stack(m, t);
-	esmm_stack	s = esmm_stack_rows(&whole, acts, (size_t) b0, grad_base);
+	esmm_stack	s = esmm_stack_rows(&whole, acts, (size_t) ws, grad_base);
 	const float *y;
 
 	if (!(t == 1 && m->shared_input))
 		model_input_forward_rows(m, x, D, tw->inputs, tw->n_inputs, ESMM_TABLE_MAIN,
 								 batch, b0, b1);
 	y = esmm_stack_forward(&s, x, m->params, m->state, b1 - b0, training, rng);
-	memcpy(m->logit[t] + b0, y, (size_t) (b1 - b0) * sizeof(float));
+	memcpy(m->logit[t] + ws, y, (size_t) (b1 - b0) * sizeof(float));
 }
 
 /*
@@ -1310,7 +1313,7 @@ esmm_block_forward_backward(esmm_model *m, const esmm_batch *batch, int k, int b
 
 	for (int t = 0; t < 2; t++)
 		if (m->has_tower[t])
-			esmm_tower_forward(m, t, batch, b0, b1, 1, &rng, acts[t], grad_base);
+			esmm_tower_forward(m, t, batch, b0, b1, b0, 1, &rng, acts[t], grad_base);
 	loss = esmm_loss_backward(m, batch, b0, b1);
 	for (int t = 0; t < 2; t++)
 		if (m->has_tower[t])
@@ -1525,20 +1528,21 @@ esmm_model_step(esmm_model *m)
 	m->n_touched = 0;
 }
 
-/* Scores the rows [b0, b1) of the batch into the outputs (any NULL). */
+/* Scores the rows [b0, b1) of the batch into the outputs (any NULL),
+ * with the workspace from its row ws on. */
 static void
-esmm_predict_rows(esmm_model *m, const esmm_batch *batch, int b0, int b1, float *pctr,
-				  float *pcvr, float *pctcvr)
+esmm_predict_rows(esmm_model *m, const esmm_batch *batch, int b0, int b1, int ws,
+				  float *pctr, float *pcvr, float *pctcvr)
 {
 	esmm_layer_acts acts[ESMM_MAX_LAYERS];
 
 	for (int t = 0; t < 2; t++)
 		if (m->has_tower[t])
-			esmm_tower_forward(m, t, batch, b0, b1, 0, NULL, acts, 0);
+			esmm_tower_forward(m, t, batch, b0, b1, ws, 0, NULL, acts, 0);
 	for (int b = b0; b < b1; b++)
 	{
-		float		p0 = m->has_tower[0] ? sigmoidf(m->logit[0][b]) : NAN;
-		float		p1 = m->has_tower[1] ? sigmoidf(m->logit[1][b]) : NAN;
+		float		p0 = m->has_tower[0] ? sigmoidf(m->logit[0][ws + b - b0]) : NAN;
+		float		p1 = m->has_tower[1] ? sigmoidf(m->logit[1][ws + b - b0]) : NAN;
 
 		if (pctr)
 			pctr[b] = p0;
@@ -1556,6 +1560,7 @@ esmm_model_predict(esmm_model *m, const esmm_batch *batch, float *pctr,
 	const int	B = batch->B;
 	int			rows,
 				n_blocks;
+	int			own_stretch;
 
 	if (m->kind == ESMM_KIND_MMOE)
 	{
@@ -1576,12 +1581,21 @@ esmm_model_predict(esmm_model *m, const esmm_batch *batch, float *pctr,
 	n_blocks = batch_blocks(m, B, 0, &rows);
 	if (n_blocks == 1)
 	{
-		esmm_predict_rows(m, batch, 0, B, pctr, pcvr, pctcvr);
+		esmm_predict_rows(m, batch, 0, B, 0, pctr, pcvr, pctcvr);
 		return;
 	}
+	/*
+	 * Scoring keeps nothing for a backward pass, so each thread runs its
+	 * blocks in one stretch of the workspace, its own, when they all fit:
+	 * a few hundred KB that stay in cache, where the batch's own rows
+	 * would stream megabytes through memory and fault them in on a
+	 * cold call.  The blocks, and so the scores, are the same.
+	 */
+	own_stretch = (size_t) esmm_threads_max() * rows <= (size_t) m->max_B;
 #pragma omp parallel for schedule(dynamic, 1)
 	for (int k = 0; k < n_blocks; k++)
 		esmm_predict_rows(m, batch, k * rows, k * rows + rows < B ? k * rows + rows : B,
+						  own_stretch ? esmm_thread_num() * rows : k * rows,
 						  pctr, pcvr, pctcvr);
 }
 

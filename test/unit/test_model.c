@@ -542,7 +542,8 @@ free_big_batch(big_batch *bb)
  * A batch of three row blocks (ESMM_BLOCK_ROWS): its gradients agree with
  * central differences, and training and scoring give the same bits on one
  * thread and on two, with dropout too, for towers with their own inputs
- * and for towers that share one.
+ * and for towers that share one; scored in blocks, each row scores as it
+ * does alone.
  */
 static void
 test_row_blocks(void)
@@ -597,6 +598,30 @@ test_row_blocks(void)
 		esmm_model_predict(m, &bb.b, p2, p2 + B, p2 + 2 * B);
 		CHECK(memcmp(p1, p2, sizeof(float) * 3 * B) == 0, "variant %d: scores differ by thread count",
 			  variant);
+		/* scoring threads run their blocks in a stretch of the workspace of
+		 * their own (esmm_model_predict): each row still scores as it does
+		 * alone, one row in one block through sgemv */
+		{
+			int			alone = 1;
+
+			for (int b = 0; b < B; b++)
+			{
+				esmm_batch	one;
+				uint32_t	off[2] = {bb.multi_off[b], bb.multi_off[b + 1]};
+				float		q[3];
+
+				one.B = 1;
+				one.ids = bb.ids + (size_t) b * 2;
+				one.nums = bb.nums + b;
+				one.labels = NULL;
+				one.multi_off = off;
+				one.multi_ids = bb.multi_ids;
+				esmm_model_predict(m, &one, &q[0], &q[1], &q[2]);
+				alone &= fabsf(q[0] - p2[b]) <= 1e-6f && fabsf(q[1] - p2[B + b]) <= 1e-6f &&
+					fabsf(q[2] - p2[2 * B + b]) <= 1e-6f;
+			}
+			CHECK(alone, "variant %d: a row scored alone differs from its row block", variant);
+		}
 
 		/* dropout masks are drawn again per call: no central differences */
 		if (dropout == 0.0f)
