@@ -97,24 +97,19 @@ key_before(const esmm_dataset *ds, const esmm_row_key *b, const esmm_row_key *a)
 	return esmm_dataset_row_compare(ds, b->row, a->row) < 0;
 }
 
-void
-esmm_dataset_canonical_order(const esmm_dataset *ds, uint32_t *order, esmm_row_key *scratch)
+/*
+ * Sorts a[0..n) by key_before, stably, with tmp[n] as scratch; returns
+ * the array that holds the result (a or tmp).  A bottom-up merge sort:
+ * O(n log n) comparisons, no recursion; the merges of one pass write
+ * disjoint ranges, so threads share a pass out, and the order is the same
+ * for any thread count.
+ */
+static esmm_row_key *
+merge_sort(const esmm_dataset *ds, esmm_row_key *a, esmm_row_key *tmp, size_t n)
 {
-	const size_t n = ds->n_rows;
-	esmm_row_key *src = scratch,
-			   *dst = scratch + n;
+	esmm_row_key *src = a,
+			   *dst = tmp;
 
-	/* keys travel with their rows, so that each merge pass reads and
-	 * writes sequentially */
-#pragma omp parallel for schedule(static) if (n >= ESMM_PARALLEL_MIN_ROWS)
-	for (size_t i = 0; i < n; i++)
-	{
-		src[i].key = row_key(ds, (uint32_t) i);
-		src[i].row = (uint32_t) i;
-	}
-	/* bottom-up merge sort: O(n log n) comparisons, no recursion; the
-	 * merges of one pass write disjoint ranges, so threads share a pass
-	 * out, and the order is the same for any thread count */
 	for (size_t width = 1; width < n; width *= 2)
 	{
 		const size_t n_merges = (n + 2 * width - 1) / (2 * width);
@@ -143,6 +138,84 @@ esmm_dataset_canonical_order(const esmm_dataset *ds, uint32_t *order, esmm_row_k
 			dst = t;
 		}
 	}
+	return src;
+}
+
+/*
+ * Sorts a[0..n) by key alone, stably, with tmp[n] as scratch; returns the
+ * array that holds the result.  A radix sort on the key's bytes, least
+ * significant first: eight passes that read and write sequentially and
+ * never branch on a comparison, where the merge sort took 17 passes of
+ * unpredictable branches (7% of esmm_train's time on the demo rows).
+ */
+static esmm_row_key *
+radix_sort_keys(esmm_row_key *a, esmm_row_key *tmp, size_t n)
+{
+	esmm_row_key *src = a,
+			   *dst = tmp;
+
+	for (int shift = 0; shift < 64 && n > 1; shift += 8)
+	{
+		size_t		count[256] = {0};
+		size_t		at = 0;
+
+		for (size_t i = 0; i < n; i++)
+			count[(src[i].key >> shift) & 0xff]++;
+		/* a byte every key shares leaves the order as it is */
+		if (count[(src[0].key >> shift) & 0xff] == n)
+			continue;
+		for (int d = 0; d < 256; d++)
+		{
+			size_t		c = count[d];
+
+			count[d] = at;
+			at += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			dst[count[(src[i].key >> shift) & 0xff]++] = src[i];
+		{
+			esmm_row_key *t = src;
+
+			src = dst;
+			dst = t;
+		}
+	}
+	return src;
+}
+
+void
+esmm_dataset_canonical_order(const esmm_dataset *ds, uint32_t *order, esmm_row_key *scratch)
+{
+	const size_t n = ds->n_rows;
+	esmm_row_key *items = scratch,
+			   *tmp = scratch + n;
+
+	/* keys travel with their rows, so that each pass reads and writes
+	 * sequentially */
+#pragma omp parallel for schedule(static) if (n >= ESMM_PARALLEL_MIN_ROWS)
 	for (size_t i = 0; i < n; i++)
-		order[i] = src[i].row;
+	{
+		items[i].key = row_key(ds, (uint32_t) i);
+		items[i].row = (uint32_t) i;
+	}
+	/*
+	 * By key, then each run of equal keys by the rows' contents: both
+	 * sorts are stable, so this is the order of one stable sort by
+	 * key_before, rows that compare equal staying as they were stored.
+	 */
+	items = radix_sort_keys(items, tmp, n);
+	tmp = items == scratch ? scratch + n : scratch;
+	for (size_t lo = 0; lo < n;)
+	{
+		size_t		hi = lo + 1;
+
+		while (hi < n && items[hi].key == items[lo].key)
+			hi++;
+		if (hi - lo > 1 &&
+			merge_sort(ds, items + lo, tmp + lo, hi - lo) != items + lo)
+			memcpy(items + lo, tmp + lo, (hi - lo) * sizeof(esmm_row_key));
+		lo = hi;
+	}
+	for (size_t i = 0; i < n; i++)
+		order[i] = items[i].row;
 }

@@ -103,8 +103,9 @@ typedef struct esmm_row_key
  * bits of the floats, labels, array ids), which is the same whatever
  * order the rows were appended in: rows that compare equal are equal.
  * scratch[2 * n_rows] is scratch.  Reads the stored rows (ds->order is
- * ignored).  Runs on the calling thread's OpenMP team when n_rows reaches
- * ESMM_PARALLEL_MIN_ROWS, with the same result for any thread count.
+ * ignored).  The keys, and the merges within long runs of equal keys, run
+ * on the calling thread's OpenMP team when there are at least
+ * ESMM_PARALLEL_MIN_ROWS rows, with the same result for any thread count.
  */
 void		esmm_dataset_canonical_order(const esmm_dataset *ds, uint32_t *order,
 										 esmm_row_key *scratch);

@@ -2286,6 +2286,61 @@ scaling_model(uint64_t seed, int batch)
 	return m;
 }
 
+/* The naive twin of the canonical order: qsort by the rows' contents,
+ * ties by stored position, which is what a stable sort leaves. */
+static const esmm_dataset *twin_ds;
+
+static int
+twin_compare(const void *pa, const void *pb)
+{
+	uint32_t	a = *(const uint32_t *) pa,
+				b = *(const uint32_t *) pb;
+	int			c = esmm_dataset_row_compare(twin_ds, a, b);
+
+	return c != 0 ? c : (a > b) - (a < b);
+}
+
+/*
+ * The canonical order (a radix sort on the keys, then each run of equal
+ * keys merge-sorted by contents) is the naive twin's order exactly, on
+ * one thread and on two: long runs of equal keys (42 distinct), rows
+ * that are identical, runs long enough for the merges to go parallel.
+ */
+static void
+test_canonical_order_twin(void)
+{
+	const size_t n = 16000;
+	test_data	d;
+	uint32_t   *twin = malloc(n * sizeof(uint32_t));
+	uint32_t   *order = malloc(n * sizeof(uint32_t));
+	esmm_row_key *scratch = malloc(2 * n * sizeof(esmm_row_key));
+	size_t		identical = 0;
+
+	make_training_data(&d, n);
+	for (size_t i = 0; i < n; i++)
+		twin[i] = (uint32_t) i;
+	twin_ds = &d.ds;
+	qsort(twin, n, sizeof(uint32_t), twin_compare);
+	for (size_t i = 0; i + 1 < n; i++)
+		identical += esmm_dataset_row_compare(&d.ds, twin[i], twin[i + 1]) == 0;
+	CHECK(identical > 0, "canonical twin: the data has identical rows (%zu)", identical);
+	for (int threads = 1; threads <= 2; threads++)
+	{
+		size_t		same = 0;
+
+		omp_set_num_threads(threads);
+		memset(order, 0xff, n * sizeof(uint32_t));
+		esmm_dataset_canonical_order(&d.ds, order, scratch);
+		for (size_t i = 0; i < n; i++)
+			same += order[i] == twin[i];
+		CHECK(same == n, "canonical twin, %d thread(s): %zu of %zu positions agree", threads, same, n);
+	}
+	free(twin);
+	free(order);
+	free(scratch);
+	free_data(&d);
+}
+
 /*
  * The canonical order makes the same rows in another order train the
  * same model (parallel workers' slices); averaging and warm starts do
@@ -2442,5 +2497,6 @@ suite_model(void)
 	test_fit_metrics(0);
 	test_early_stopping();
 	test_export();
+	test_canonical_order_twin();
 	test_scaling_out();
 }
