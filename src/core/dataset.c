@@ -141,6 +141,29 @@ merge_sort(const esmm_dataset *ds, esmm_row_key *a, esmm_row_key *tmp, size_t n)
 	return src;
 }
 
+/* Runs of equal keys up to this long are sorted by insertion: most runs
+ * are two or three rows (a user's repeated item), and entering merge_sort's
+ * parallel region, even for a team of one, cost more than sorting them. */
+#define SHORT_RUN 16
+
+/* Sorts a short a[0..n) by key_before, stably. */
+static void
+insertion_sort(const esmm_dataset *ds, esmm_row_key *a, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+	{
+		esmm_row_key cur = a[i];
+		size_t		j = i;
+
+		while (j > 0 && key_before(ds, &cur, &a[j - 1]))
+		{
+			a[j] = a[j - 1];
+			j--;
+		}
+		a[j] = cur;
+	}
+}
+
 /*
  * Sorts a[0..n) by key alone, stably, with tmp[n] as scratch; returns the
  * array that holds the result.  A radix sort on the key's bytes, least
@@ -211,8 +234,9 @@ esmm_dataset_canonical_order(const esmm_dataset *ds, uint32_t *order, esmm_row_k
 
 		while (hi < n && items[hi].key == items[lo].key)
 			hi++;
-		if (hi - lo > 1 &&
-			merge_sort(ds, items + lo, tmp + lo, hi - lo) != items + lo)
+		if (hi - lo <= SHORT_RUN)
+			insertion_sort(ds, items + lo, hi - lo);
+		else if (merge_sort(ds, items + lo, tmp + lo, hi - lo) != items + lo)
 			memcpy(items + lo, tmp + lo, (hi - lo) * sizeof(esmm_row_key));
 		lo = hi;
 	}

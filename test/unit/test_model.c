@@ -2302,43 +2302,50 @@ twin_compare(const void *pa, const void *pb)
 
 /*
  * The canonical order (a radix sort on the keys, then each run of equal
- * keys merge-sorted by contents) is the naive twin's order exactly, on
- * one thread and on two: long runs of equal keys (42 distinct), rows
- * that are identical, runs long enough for the merges to go parallel.
+ * keys sorted by contents) is the naive twin's order exactly, on one
+ * thread and on two, with 42 distinct keys and identical rows: 200 rows
+ * make short runs (insertion sort), 16,000 runs long enough for the merges
+ * to go parallel.
  */
 static void
 test_canonical_order_twin(void)
 {
-	const size_t n = 16000;
-	test_data	d;
-	uint32_t   *twin = malloc(n * sizeof(uint32_t));
-	uint32_t   *order = malloc(n * sizeof(uint32_t));
-	esmm_row_key *scratch = malloc(2 * n * sizeof(esmm_row_key));
-	size_t		identical = 0;
+	static const size_t sizes[2] = {200, 16000};
 
-	make_training_data(&d, n);
-	for (size_t i = 0; i < n; i++)
-		twin[i] = (uint32_t) i;
-	twin_ds = &d.ds;
-	qsort(twin, n, sizeof(uint32_t), twin_compare);
-	for (size_t i = 0; i + 1 < n; i++)
-		identical += esmm_dataset_row_compare(&d.ds, twin[i], twin[i + 1]) == 0;
-	CHECK(identical > 0, "canonical twin: the data has identical rows (%zu)", identical);
-	for (int threads = 1; threads <= 2; threads++)
+	for (int z = 0; z < 2; z++)
 	{
-		size_t		same = 0;
+		const size_t n = sizes[z];
+		test_data	d;
+		uint32_t   *twin = malloc(n * sizeof(uint32_t));
+		uint32_t   *order = malloc(n * sizeof(uint32_t));
+		esmm_row_key *scratch = malloc(2 * n * sizeof(esmm_row_key));
+		size_t		identical = 0;
 
-		omp_set_num_threads(threads);
-		memset(order, 0xff, n * sizeof(uint32_t));
-		esmm_dataset_canonical_order(&d.ds, order, scratch);
+		make_training_data(&d, n);
 		for (size_t i = 0; i < n; i++)
-			same += order[i] == twin[i];
-		CHECK(same == n, "canonical twin, %d thread(s): %zu of %zu positions agree", threads, same, n);
+			twin[i] = (uint32_t) i;
+		twin_ds = &d.ds;
+		qsort(twin, n, sizeof(uint32_t), twin_compare);
+		for (size_t i = 0; i + 1 < n; i++)
+			identical += esmm_dataset_row_compare(&d.ds, twin[i], twin[i + 1]) == 0;
+		CHECK(identical > 0, "canonical twin, %zu rows: the data has identical rows", n);
+		for (int threads = 1; threads <= 2; threads++)
+		{
+			size_t		same = 0;
+
+			omp_set_num_threads(threads);
+			memset(order, 0xff, n * sizeof(uint32_t));
+			esmm_dataset_canonical_order(&d.ds, order, scratch);
+			for (size_t i = 0; i < n; i++)
+				same += order[i] == twin[i];
+			CHECK(same == n, "canonical twin, %zu rows, %d thread(s): %zu positions agree",
+				  n, threads, same);
+		}
+		free(twin);
+		free(order);
+		free(scratch);
+		free_data(&d);
 	}
-	free(twin);
-	free(order);
-	free(scratch);
-	free_data(&d);
 }
 
 /*
