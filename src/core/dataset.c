@@ -97,12 +97,36 @@ key_before(const esmm_dataset *ds, const esmm_row_key *b, const esmm_row_key *a)
 	return esmm_dataset_row_compare(ds, b->row, a->row) < 0;
 }
 
+/* Merge q of a pass of the given width over n items: the sorted
+ * src[lo..mid) and src[mid..hi) into dst[lo..hi), stably. */
+static inline void
+merge_one(const esmm_dataset *ds, const esmm_row_key *src, esmm_row_key *dst,
+		  size_t n, size_t width, size_t q)
+{
+	size_t		lo = q * 2 * width;
+	size_t		mid = lo + width < n ? lo + width : n;
+	size_t		hi = lo + 2 * width < n ? lo + 2 * width : n;
+	size_t		i = lo,
+				j = mid,
+				k = lo;
+
+	while (i < mid && j < hi)
+		dst[k++] = key_before(ds, &src[j], &src[i]) ? src[j++] : src[i++];
+	while (i < mid)
+		dst[k++] = src[i++];
+	while (j < hi)
+		dst[k++] = src[j++];
+}
+
 /*
  * Sorts a[0..n) by key_before, stably, with tmp[n] as scratch; returns
  * the array that holds the result (a or tmp).  A bottom-up merge sort:
  * O(n log n) comparisons, no recursion; the merges of one pass write
  * disjoint ranges, so threads share a pass out, and the order is the same
- * for any thread count.
+ * for any thread count.  Below ESMM_PARALLEL_MIN_ROWS rows it never
+ * enters a parallel region: even a team of one costs a microsecond or
+ * two a pass, which made runs of a hundred equal keys sort slower than
+ * the whole merge sort before the radix sort did.
  */
 static esmm_row_key *
 merge_sort(const esmm_dataset *ds, esmm_row_key *a, esmm_row_key *tmp, size_t n)
@@ -114,23 +138,15 @@ merge_sort(const esmm_dataset *ds, esmm_row_key *a, esmm_row_key *tmp, size_t n)
 	{
 		const size_t n_merges = (n + 2 * width - 1) / (2 * width);
 
-#pragma omp parallel for schedule(static) if (n >= ESMM_PARALLEL_MIN_ROWS && n_merges > 1)
-		for (size_t q = 0; q < n_merges; q++)
+		if (n >= ESMM_PARALLEL_MIN_ROWS && n_merges > 1)
 		{
-			size_t		lo = q * 2 * width;
-			size_t		mid = lo + width < n ? lo + width : n;
-			size_t		hi = lo + 2 * width < n ? lo + 2 * width : n;
-			size_t		i = lo,
-						j = mid,
-						k = lo;
-
-			while (i < mid && j < hi)
-				dst[k++] = key_before(ds, &src[j], &src[i]) ? src[j++] : src[i++];
-			while (i < mid)
-				dst[k++] = src[i++];
-			while (j < hi)
-				dst[k++] = src[j++];
+#pragma omp parallel for schedule(static)
+			for (size_t q = 0; q < n_merges; q++)
+				merge_one(ds, src, dst, n, width, q);
 		}
+		else
+			for (size_t q = 0; q < n_merges; q++)
+				merge_one(ds, src, dst, n, width, q);
 		{
 			esmm_row_key *t = src;
 

@@ -2304,15 +2304,15 @@ twin_compare(const void *pa, const void *pb)
  * The canonical order (a radix sort on the keys, then each run of equal
  * keys sorted by contents) is the naive twin's order exactly, on one
  * thread and on two, with 42 distinct keys and identical rows: 200 rows
- * make short runs (insertion sort), 16,000 runs long enough for the merges
- * to go parallel.
+ * make short runs (insertion sort), 2,000 runs of about 50 (merged on the
+ * calling thread), 16,000 runs long enough for the merges to go parallel.
  */
 static void
 test_canonical_order_twin(void)
 {
-	static const size_t sizes[2] = {200, 16000};
+	static const size_t sizes[3] = {200, 2000, 16000};
 
-	for (int z = 0; z < 2; z++)
+	for (int z = 0; z < 3; z++)
 	{
 		const size_t n = sizes[z];
 		test_data	d;
