@@ -189,6 +189,28 @@ make_batch(hand_batch *hb)
 	hb->b.multi_ids = hb->multi_ids;
 }
 
+/*
+ * Whether row b of a batch of make_schema's rows (2 ids, 1 number, one
+ * array feature), scored alone (one row, one block, sgemv), is within
+ * 1e-6 of the scores p[3] it got in the batch.
+ */
+static int
+scores_alone(esmm_model *m, const esmm_batch *full, int b, const float p[3])
+{
+	esmm_batch	one;
+	uint32_t	off[2] = {full->multi_off[b], full->multi_off[b + 1]};
+	float		q[3];
+
+	one.B = 1;
+	one.ids = full->ids + (size_t) b * 2;
+	one.nums = full->nums + b;
+	one.labels = NULL;
+	one.multi_off = off;
+	one.multi_ids = full->multi_ids;
+	esmm_model_predict(m, &one, &q[0], &q[1], &q[2]);
+	return fabs(q[0] - p[0]) <= 1e-6 && fabs(q[1] - p[1]) <= 1e-6 && fabs(q[2] - p[2]) <= 1e-6;
+}
+
 /* A created, initialized model with its training state, or NULL. */
 static esmm_model *
 new_model(const esmm_schema *s, const esmm_arch *a, esmm_model_kind kind,
@@ -606,19 +628,9 @@ test_row_blocks(void)
 
 			for (int b = 0; b < B; b++)
 			{
-				esmm_batch	one;
-				uint32_t	off[2] = {bb.multi_off[b], bb.multi_off[b + 1]};
-				float		q[3];
+				const float p[3] = {p2[b], p2[B + b], p2[2 * B + b]};
 
-				one.B = 1;
-				one.ids = bb.ids + (size_t) b * 2;
-				one.nums = bb.nums + b;
-				one.labels = NULL;
-				one.multi_off = off;
-				one.multi_ids = bb.multi_ids;
-				esmm_model_predict(m, &one, &q[0], &q[1], &q[2]);
-				alone &= fabsf(q[0] - p2[b]) <= 1e-6f && fabsf(q[1] - p2[B + b]) <= 1e-6f &&
-					fabsf(q[2] - p2[2 * B + b]) <= 1e-6f;
+				alone &= scores_alone(m, &bb.b, b, p);
 			}
 			CHECK(alone, "variant %d: a row scored alone differs from its row block", variant);
 		}
@@ -1323,21 +1335,9 @@ test_predict(void)
 	 */
 	for (int b = 0; b < HB_ROWS; b++)
 	{
-		esmm_batch	one;
-		uint32_t	off[2] = {hb.multi_off[b], hb.multi_off[b + 1]};
-		float		p1,
-					p2,
-					p3;
+		const float p[3] = {pctr[b], pcvr[b], pctcvr[b]};
 
-		one.B = 1;
-		one.ids = hb.ids + b * 2;
-		one.nums = hb.nums + b;
-		one.labels = NULL;
-		one.multi_off = off;
-		one.multi_ids = hb.multi_ids;
-		esmm_model_predict(m, &one, &p1, &p2, &p3);
-		alone &= fabs(p1 - pctr[b]) <= 1e-6 && fabs(p2 - pcvr[b]) <= 1e-6 &&
-			fabs(p3 - pctcvr[b]) <= 1e-6;
+		alone &= scores_alone(m, &hb.b, b, p);
 	}
 	CHECK(alone, "a row scored alone differs from the same row in a batch");
 	{
