@@ -1,15 +1,19 @@
 -- The demo's SQL: train on the train split, score the test split, and
 -- compare the AUCs with those of the propensities the generator used.
 \set cfg `cat demo/esmm_config.json`
+-- The model column is EXTERNAL: float32 weights do not compress, and pglz
+-- would run over most of the model before giving up (README, "Model")
+CREATE TABLE models (name text PRIMARY KEY, model bytea);
+ALTER TABLE models ALTER COLUMN model SET STORAGE EXTERNAL;
 \timing on
 -- hold out 10% of the rows by a hash of each row; metrics per label after
 -- every epoch; stop when val_loss stops improving and keep the best epoch
-CREATE TABLE models AS
-SELECT 'v1' AS name, esmm_train(i, :'cfg'::jsonb || '{"train_args": {"epochs": 4, "seed": 42,
+INSERT INTO models
+SELECT 'v1', esmm_train(i, :'cfg'::jsonb || '{"train_args": {"epochs": 4, "seed": 42,
     "batch_size": 512, "optimizer": {"type": "adam", "args": {"learning_rate": 0.001}},
     "validation_fraction": 0.1,
     "metrics": {"click": ["auc", "logloss"], "conversion": ["auc"]},
-    "early_stopping": {"monitor": "val_loss", "mode": "min", "patience": 1}}}') AS model
+    "early_stopping": {"monitor": "val_loss", "mode": "min", "patience": 1}}}')
 FROM impressions i WHERE split = 'train';
 \timing off
 
