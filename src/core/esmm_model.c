@@ -129,7 +129,11 @@ esmm_schema_fit_stats(esmm_schema *schema, const esmm_dataset *ds)
 			double		v = esmm_dataset_nums(ds, r)[slot[f]];
 
 			if (!isnan(v))
-				ss += (stats_value(feat, v) - mean) * (stats_value(feat, v) - mean);
+			{
+				double		d = stats_value(feat, v) - mean;
+
+				ss += d * d;
+			}
 		}
 		sd = n > 0 ? sqrt(ss / n) : 0.0;
 		feat->mean = (float) mean;
