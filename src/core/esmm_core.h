@@ -84,6 +84,16 @@ esmm_code	esmm_fail(esmm_status *st, esmm_code code, const char *fmt,...)
 #endif
 			;
 
+/*
+ * Asks for the cache line at p ahead of a read whose address the hardware
+ * prefetcher cannot guess (a row of a shuffled batch).
+ */
+#if defined(__GNUC__)
+#define ESMM_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define ESMM_PREFETCH(p) ((void) (p))
+#endif
+
 /* Resets st to ESMM_OK with an empty message. */
 void		esmm_status_clear(esmm_status *st);
 

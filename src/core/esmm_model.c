@@ -1368,8 +1368,13 @@ esmm_forward_backward(esmm_model *m, const esmm_batch *batch)
 	int			rows,
 				n_blocks = batch_blocks(m, B, 1, &rows);
 
-	/* one block writes the model's gradients directly */
-#pragma omp parallel for schedule(dynamic, 1) if (n_blocks > 1)
+	/*
+	 * One block writes the model's gradients directly.  Static: a thread
+	 * takes the same blocks every batch, whose rows esmm_batch_gather's
+	 * static loop gave it too, so a block's workspace stays in one core's
+	 * cache (with dynamic blocks, two threads spent 10% longer in them).
+	 */
+#pragma omp parallel for schedule(static) if (n_blocks > 1)
 	for (int k = 0; k < n_blocks; k++)
 	{
 		int			b0 = k * rows,
@@ -1605,6 +1610,9 @@ esmm_model_predict(esmm_model *m, const esmm_batch *batch, float *pctr,
 
 /* -------------------------------------------------------------- trainer */
 
+/* How many rows ahead esmm_batch_gather prefetches. */
+#define ESMM_GATHER_AHEAD 8
+
 /* Copies the rows perm[0..B-1] of ds into the model's batch arrays. */
 static esmm_code
 esmm_batch_gather(esmm_model *m, const esmm_dataset *ds, const uint32_t *perm,
@@ -1618,6 +1626,15 @@ esmm_batch_gather(esmm_model *m, const esmm_dataset *ds, const uint32_t *perm,
 	{
 		size_t		r = perm[b];
 
+		/* the shuffled rows miss the cache: ask for a later row's now */
+		if (b + ESMM_GATHER_AHEAD < B)
+		{
+			size_t		ahead = perm[b + ESMM_GATHER_AHEAD];
+
+			ESMM_PREFETCH(esmm_dataset_ids(ds, ahead));
+			ESMM_PREFETCH(esmm_dataset_nums(ds, ahead));
+			ESMM_PREFETCH(esmm_dataset_labels(ds, ahead));
+		}
 		memcpy(m->batch_ids + (size_t) b * ds->n_ids, esmm_dataset_ids(ds, r),
 			   ds->n_ids * sizeof(int32_t));
 		memcpy(m->batch_nums + (size_t) b * ds->n_nums, esmm_dataset_nums(ds, r),
