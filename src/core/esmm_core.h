@@ -86,8 +86,10 @@ esmm_code	esmm_fail(esmm_status *st, esmm_code code, const char *fmt,...)
 
 /*
  * Asks for the cache line at p ahead of a read whose address the hardware
- * prefetcher cannot guess (a row of a shuffled batch).
+ * prefetcher cannot guess (a row of a shuffled batch, a touched table
+ * row), ESMM_PREFETCH_AHEAD rows before the loop reaches it.
  */
+#define ESMM_PREFETCH_AHEAD 8
 #if defined(__GNUC__)
 #define ESMM_PREFETCH(p) __builtin_prefetch(p)
 #else

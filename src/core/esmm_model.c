@@ -1500,6 +1500,15 @@ esmm_model_forward_backward(esmm_model *m, const esmm_batch *batch,
 	return loss + reg;
 }
 
+/* Where touched row i starts in the parameter arrays. */
+static inline size_t
+touched_offset(const esmm_model *m, long i)
+{
+	const esmm_table *tb = &m->table[m->touched_table[i]];
+
+	return tb->off + (size_t) m->touched_row[i] * tb->dim;
+}
+
 void
 esmm_model_step(esmm_model *m)
 {
@@ -1526,9 +1535,19 @@ esmm_model_step(esmm_model *m)
 #pragma omp for schedule(static)
 		for (long i = 0; i < n_touched; i++)
 		{
-			const esmm_table *tb = &m->table[m->touched_table[i]];
-			size_t		dim = tb->dim;
-			size_t		off = tb->off + (size_t) m->touched_row[i] * dim;
+			size_t		dim = m->table[m->touched_table[i]].dim;
+			size_t		off = touched_offset(m, i);
+
+			/* the touched rows are scattered over the tables */
+			if (i + ESMM_PREFETCH_AHEAD < n_touched)
+			{
+				size_t		ahead = touched_offset(m, i + ESMM_PREFETCH_AHEAD);
+
+				ESMM_PREFETCH(m->params + ahead);
+				ESMM_PREFETCH(m->grads + ahead);
+				ESMM_PREFETCH(m->m1 + ahead);
+				ESMM_PREFETCH(m->m2 + ahead);
+			}
 
 			esmm_optim_apply(&c, m->params + off, m->grads + off, m->m1 + off, m->m2 + off, dim);
 			memset(m->grads + off, 0, dim * sizeof(float));
@@ -1610,9 +1629,6 @@ esmm_model_predict(esmm_model *m, const esmm_batch *batch, float *pctr,
 
 /* -------------------------------------------------------------- trainer */
 
-/* How many rows ahead esmm_batch_gather prefetches. */
-#define ESMM_GATHER_AHEAD 8
-
 /* Copies the rows perm[0..B-1] of ds into the model's batch arrays. */
 static esmm_code
 esmm_batch_gather(esmm_model *m, const esmm_dataset *ds, const uint32_t *perm,
@@ -1627,9 +1643,9 @@ esmm_batch_gather(esmm_model *m, const esmm_dataset *ds, const uint32_t *perm,
 		size_t		r = perm[b];
 
 		/* the shuffled rows miss the cache: ask for a later row's now */
-		if (b + ESMM_GATHER_AHEAD < B)
+		if (b + ESMM_PREFETCH_AHEAD < B)
 		{
-			size_t		ahead = perm[b + ESMM_GATHER_AHEAD];
+			size_t		ahead = perm[b + ESMM_PREFETCH_AHEAD];
 
 			ESMM_PREFETCH(esmm_dataset_ids(ds, ahead));
 			ESMM_PREFETCH(esmm_dataset_nums(ds, ahead));
