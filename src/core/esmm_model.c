@@ -1424,6 +1424,15 @@ esmm_forward_backward(esmm_model *m, const esmm_batch *batch)
 
 /* ------------------------------------------------------ training steps */
 
+/* Where touched row i starts in the parameter arrays. */
+static inline size_t
+touched_offset(const esmm_model *m, long i)
+{
+	const esmm_table *tb = &m->table[m->touched_table[i]];
+
+	return tb->off + (size_t) m->touched_row[i] * tb->dim;
+}
+
 /* Zeroes the gradient rows the last forward_backward touched, so that a
  * second forward_backward without a step does not add to them. */
 static void
@@ -1433,8 +1442,7 @@ clear_touched_grads(esmm_model *m)
 	{
 		const esmm_table *tb = &m->table[m->touched_table[i]];
 
-		memset(m->grads + tb->off + (size_t) m->touched_row[i] * tb->dim, 0,
-			   tb->dim * sizeof(float));
+		memset(m->grads + touched_offset(m, i), 0, tb->dim * sizeof(float));
 		m->stamp[tb->row_base + m->touched_row[i]] = 0;
 	}
 	m->n_touched = 0;
@@ -1498,15 +1506,6 @@ esmm_model_forward_backward(esmm_model *m, const esmm_batch *batch,
 			reg += esmm_stack_regularize(&stack, m->params, m->grads);
 		}
 	return loss + reg;
-}
-
-/* Where touched row i starts in the parameter arrays. */
-static inline size_t
-touched_offset(const esmm_model *m, long i)
-{
-	const esmm_table *tb = &m->table[m->touched_table[i]];
-
-	return tb->off + (size_t) m->touched_row[i] * tb->dim;
 }
 
 void
