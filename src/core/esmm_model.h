@@ -373,7 +373,7 @@ typedef int (*esmm_progress_fn) (void *arg, const esmm_progress *p);
 
 /*
  * Trains m on every row of ds for ts->epochs epochs of mini-batches,
- * shuffled each epoch from ts->seed (a permutation of row numbers, so the
+ * shuffled each epoch from ts->seed (a permutation of stored rows, so the
  * buffer itself is never written).  Appends one history entry per epoch.
  * esmm_model_train_begin must have been called.
  */
