@@ -25,9 +25,11 @@ PG_CFLAGS = -fopenmp -Wno-declaration-after-statement
 # The core's kernels are loops over floats: -O3 vectorizes them (PGXS's
 # -O2 leaves most of them scalar); -fno-math-errno lets sqrtf inline and
 # -fno-trapping-math lets a select over a product become a blend, since
-# nothing reads errno or the floating-point exception flags.  No
+# nothing reads errno or the floating-point exception flags;
+# -fno-tree-loop-distribute-patterns keeps a copy of a row's few floats an
+# inline loop rather than a memcpy call (esmm_copy_floats).  No
 # -ffast-math: NaN checks and the order of sums must mean what the code says.
-CORE_OPT = -O3 -fno-math-errno -fno-trapping-math
+CORE_OPT = -O3 -fno-math-errno -fno-trapping-math -fno-tree-loop-distribute-patterns
 $(CORE_SRCS:.c=.o): CFLAGS += $(CORE_OPT)
 SHLIB_LINK = -fopenmp -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -lm
 EXTRA_CLEAN = test/unit/esmm_unit test/unit/esmm_unit_san test/fuzz/replay_san test/fuzz/replay_corpus results regression.diffs regression.out

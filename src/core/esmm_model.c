@@ -1650,12 +1650,9 @@ esmm_batch_gather(esmm_model *m, const esmm_dataset *ds, const uint32_t *perm,
 			ESMM_PREFETCH(esmm_dataset_nums(ds, ahead));
 			ESMM_PREFETCH(esmm_dataset_labels(ds, ahead));
 		}
-		memcpy(m->batch_ids + (size_t) b * ds->n_ids, esmm_dataset_ids(ds, r),
-			   ds->n_ids * sizeof(int32_t));
-		memcpy(m->batch_nums + (size_t) b * ds->n_nums, esmm_dataset_nums(ds, r),
-			   ds->n_nums * sizeof(float));
-		memcpy(m->batch_labels + (size_t) b * nl, esmm_dataset_labels(ds, r),
-			   nl * sizeof(float));
+		esmm_copy_ids(m->batch_ids + (size_t) b * ds->n_ids, esmm_dataset_ids(ds, r), ds->n_ids);
+		esmm_copy_floats(m->batch_nums + (size_t) b * ds->n_nums, esmm_dataset_nums(ds, r), ds->n_nums);
+		esmm_copy_floats(m->batch_labels + (size_t) b * nl, esmm_dataset_labels(ds, r), nl);
 	}
 	if (ds->n_multi > 0)
 	{

@@ -31,7 +31,7 @@ esmm_dense_forward(float *y, const float *x, const float *W,
 	{
 		/* let sgemm add onto the broadcast bias (beta = 1) */
 		for (int r = 0; r < B; r++)
-			memcpy(y + (size_t) r * out, b, (size_t) out * sizeof(float));
+			esmm_copy_floats(y + (size_t) r * out, b, (size_t) out);
 		beta = 1.0f;
 	}
 	if (in <= 0)
@@ -460,8 +460,8 @@ esmm_embedding_forward(float *out, const int32_t *ids,
 	if (dim <= 0)
 		return;
 	for (int r = 0; r < B; r++)
-		memcpy(out + (size_t) r * out_stride,
-			   table + (size_t) ids[r] * dim, (size_t) dim * sizeof(float));
+		esmm_copy_floats(out + (size_t) r * out_stride,
+						 table + (size_t) ids[r] * dim, (size_t) dim);
 }
 
 void
@@ -516,13 +516,12 @@ esmm_embedding_mean_forward(float *out, const uint32_t *offsets,
 
 		if (count == 0)
 		{
-			memcpy(o, table + (size_t) missing_id * dim,
-				   (size_t) dim * sizeof(float));
+			esmm_copy_floats(o, table + (size_t) missing_id * dim, (size_t) dim);
 			continue;
 		}
 		/* accumulate in place: out is the only memory we may use */
-		memcpy(o, table + (size_t) list_id(ids[first], missing_id) * dim,
-			   (size_t) dim * sizeof(float));
+		esmm_copy_floats(o, table + (size_t) list_id(ids[first], missing_id) * dim,
+						 (size_t) dim);
 		for (uint32_t k = 1; k < count; k++)
 		{
 			const float *t = table + (size_t) list_id(ids[first + k], missing_id) * dim;

@@ -187,13 +187,16 @@ esmm_stack_backward(const esmm_stack *s, float *dx, const float *dy,
 		esmm_layer_acts *a = &s->acts[l];
 		const size_t n = (size_t) B * r->out;
 		const float *x_in = l == 0 ? x : s->acts[l - 1].y;
-		const float *g;
+		const float *g,
+				   *d = dy;
 
 		if (ly->dropout > 0.0f)
+		{
 			esmm_dropout_backward(sb, dy, a->mask, n);
-		else
-			memcpy(sb, dy, n * sizeof(float));
-		esmm_act_backward(sb, sb, ly->use_bn ? a->bn : a->pre, a->act, n,
+			d = sb;
+		}
+		/* consumes dy into sb, which dense_backward may then overwrite */
+		esmm_act_backward(sb, d, ly->use_bn ? a->bn : a->pre, a->act, n,
 						  (esmm_act) ly->act);
 		g = sb;
 		if (ly->use_bn)
