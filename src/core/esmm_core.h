@@ -117,6 +117,19 @@ esmm_copy_ids(int32_t *dst, const int32_t *src, size_t n)
 		dst[i] = src[i];
 }
 
+/*
+ * The elementwise kernels (the optimizer step, activations, embedding
+ * scatter, bias sums) get an AVX2 copy beside the baseline SSE2 one, and
+ * the loader picks by CPU, as pgvector does for its distances.  Without
+ * "fma" in the list, no product and sum are fused, so both copies give
+ * the same bits.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
+#define ESMM_TARGET_CLONES __attribute__((target_clones("default", "avx2")))
+#else
+#define ESMM_TARGET_CLONES
+#endif
+
 /* Resets st to ESMM_OK with an empty message. */
 void		esmm_status_clear(esmm_status *st);
 

@@ -66,7 +66,7 @@ esmm_dense_forward_naive(float *y, const float *x, const float *W,
 		}
 }
 
-void
+ESMM_TARGET_CLONES void
 esmm_dense_backward(float *dx, float *dW, float *db,
 					const float *dy, const float *x, const float *W,
 					int B, int in, int out)
@@ -161,7 +161,7 @@ sigmoid_d(double x)
  * Unknown activation codes act as the identity: the caller validated the
  * configuration, and this layer has no way to report an error.
  */
-void
+ESMM_TARGET_CLONES void
 esmm_act_forward(float *y, const float *x, size_t n, esmm_act act)
 {
 	switch (act)
@@ -217,7 +217,7 @@ esmm_act_forward(float *y, const float *x, size_t n, esmm_act act)
  * swish need x; none needs neither.  Each element is read before dx[i] is
  * written, which is what makes dx == dy safe.
  */
-void
+ESMM_TARGET_CLONES void
 esmm_act_backward(float *dx, const float *dy, const float *x,
 				  const float *y, size_t n, esmm_act act)
 {
@@ -464,7 +464,7 @@ esmm_embedding_forward(float *out, const int32_t *ids,
 						 table + (size_t) ids[r] * dim, (size_t) dim);
 }
 
-void
+ESMM_TARGET_CLONES void
 esmm_embedding_backward(float *dtable, const float *dout,
 						const int32_t *ids, int B, int dim,
 						int out_stride)

@@ -35,7 +35,7 @@ esmm_optim_begin(esmm_optim_coef *c, const esmm_optim_spec *o, uint64_t t)
 	}
 }
 
-void
+ESMM_TARGET_CLONES void
 esmm_optim_apply(const esmm_optim_coef *c, float *w, const float *g,
 				 float *m1, float *m2, size_t n)
 {
