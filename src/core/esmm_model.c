@@ -97,48 +97,66 @@ esmm_schema_fit_stats(esmm_schema *schema, const esmm_dataset *ds)
 	uint32_t	n_ids,
 				n_nums,
 				n_multi,
-				slot[ESMM_MAX_FEATURES];
+				slot[ESMM_MAX_FEATURES],
+				numeric[ESMM_MAX_FEATURES],
+				k = 0;
+	double		sum[ESMM_MAX_FEATURES] = {0},
+				ss[ESMM_MAX_FEATURES] = {0},
+				mean[ESMM_MAX_FEATURES];
+	size_t		n[ESMM_MAX_FEATURES] = {0};
 
 	esmm_schema_slots(schema, &n_ids, &n_nums, &n_multi, slot);
 	for (uint32_t f = 0; f < schema->n_features; f++)
+		if (schema->features[f].kind == ESMM_FEAT_NUMERIC)
+			numeric[k++] = f;
+	if (k == 0)
+		return;
+
+	/*
+	 * Two passes: one pass (sum of squares minus squared mean) cancels
+	 * catastrophically on a near-constant column far from zero.  Each
+	 * pass reads a row's numbers once for every feature, in the rows'
+	 * logical order (a feature's sums then do not depend on how the rows
+	 * are stored), and asks for a row ahead since that order is a
+	 * permutation of the stored one.
+	 */
+	for (size_t r = 0; r < ds->n_rows; r++)
 	{
-		esmm_feature *feat = &schema->features[f];
-		double		sum = 0.0,
-					mean,
-					ss = 0.0,
-					sd;
-		size_t		n = 0;
+		const float *v = esmm_dataset_nums(ds, r);
 
-		if (feat->kind != ESMM_FEAT_NUMERIC)
-			continue;
-		/* two passes: one pass (sum of squares minus squared mean) cancels
-		 * catastrophically on a near-constant column far from zero */
-		for (size_t r = 0; r < ds->n_rows; r++)
-		{
-			double		v = esmm_dataset_nums(ds, r)[slot[f]];
-
-			if (!isnan(v))
+		if (r + ESMM_PREFETCH_AHEAD < ds->n_rows)
+			ESMM_PREFETCH(esmm_dataset_nums(ds, r + ESMM_PREFETCH_AHEAD));
+		for (uint32_t i = 0; i < k; i++)
+			if (!isnan(v[slot[numeric[i]]]))
 			{
-				sum += stats_value(feat, v);
-				n++;
+				sum[i] += stats_value(&schema->features[numeric[i]], v[slot[numeric[i]]]);
+				n[i]++;
 			}
-		}
-		mean = n > 0 ? sum / n : 0.0;
-		for (size_t r = 0; r < ds->n_rows; r++)
-		{
-			double		v = esmm_dataset_nums(ds, r)[slot[f]];
+	}
+	for (uint32_t i = 0; i < k; i++)
+		mean[i] = n[i] > 0 ? sum[i] / n[i] : 0.0;
+	for (size_t r = 0; r < ds->n_rows; r++)
+	{
+		const float *v = esmm_dataset_nums(ds, r);
 
-			if (!isnan(v))
+		if (r + ESMM_PREFETCH_AHEAD < ds->n_rows)
+			ESMM_PREFETCH(esmm_dataset_nums(ds, r + ESMM_PREFETCH_AHEAD));
+		for (uint32_t i = 0; i < k; i++)
+			if (!isnan(v[slot[numeric[i]]]))
 			{
-				double		d = stats_value(feat, v) - mean;
+				double		d = stats_value(&schema->features[numeric[i]], v[slot[numeric[i]]]) - mean[i];
 
-				ss += d * d;
+				ss[i] += d * d;
 			}
-		}
-		sd = n > 0 ? sqrt(ss / n) : 0.0;
-		feat->mean = (float) mean;
+	}
+	for (uint32_t i = 0; i < k; i++)
+	{
+		esmm_feature *feat = &schema->features[numeric[i]];
+		double		sd = n[i] > 0 ? sqrt(ss[i] / n[i]) : 0.0;
+
+		feat->mean = (float) mean[i];
 		/* a constant column (to float precision) must not divide by ~0 */
-		feat->std = sd > 1e-6 * fmax(1.0, fabs(mean)) ? (float) sd : 1.0f;
+		feat->std = sd > 1e-6 * fmax(1.0, fabs(mean[i])) ? (float) sd : 1.0f;
 	}
 }
 
@@ -1077,6 +1095,61 @@ touch_row(esmm_model *m, uint16_t t, int32_t id)
 }
 
 /*
+ * touch_row for the B rows of a categorical feature's table, without a
+ * branch: every lookup writes the next list entry, and only a row not
+ * yet touched moves the end past it (a batch looks up the small tables'
+ * rows again and again, so the branch would be guessed wrong often).
+ * There is room: the list holds every lookup of the batch.
+ */
+static void
+touch_categorical(esmm_model *m, uint16_t t, const esmm_batch *batch)
+{
+	const esmm_table *tb = &m->table[t];
+	const uint32_t n_buckets = m->schema.features[tb->feature].n_buckets;
+	const int32_t *ids = batch->ids + m->slot[tb->feature];
+	uint32_t   *stamp = m->stamp + tb->row_base;
+	const uint32_t mark = (uint32_t) (m->step + 1);
+	uint32_t	n = m->n_touched;
+
+	for (int b = 0; b < batch->B; b++)
+	{
+		int32_t		id = clamp_id(ids[(size_t) b * m->n_ids], n_buckets);
+		uint32_t	fresh = stamp[id] != mark;
+
+		stamp[id] = mark;
+		m->touched_table[n] = t;
+		m->touched_row[n] = (uint32_t) id;
+		n += fresh;
+	}
+	m->n_touched = n;
+}
+
+/* Table tb's L2 (scale) and L1 (scale1) terms for one lookup of its row
+ * id: adds their gradient and returns their loss. */
+static double
+lookup_regularize(esmm_model *m, const esmm_table *tb, int32_t id, float scale,
+				  float scale1)
+{
+	const float *w = m->params + tb->off + (size_t) id * tb->dim;
+	float	   *g = m->grads + tb->off + (size_t) id * tb->dim;
+	double		loss = 0.0;
+
+	if (scale > 0.0f)
+		for (uint32_t j = 0; j < tb->dim; j++)
+		{
+			loss += (double) scale * w[j] * w[j];
+			g[j] += 2.0f * scale * w[j];
+		}
+	if (scale1 > 0.0f)
+		for (uint32_t j = 0; j < tb->dim; j++)
+		{
+			loss += (double) scale1 * fabsf(w[j]);
+			g[j] += w[j] > 0.0f ? scale1 : w[j] < 0.0f ? -scale1 : 0.0f;
+		}
+	return loss;
+}
+
+/*
  * Records every table row the batch looked up, and applies each table's
  * L1/L2 terms (l * mean over the batch of each looked-up row's |w| or w^2)
  * to exactly those lookups.  Returns those terms' loss.
@@ -1093,20 +1166,27 @@ model_embedding_touch(esmm_model *m, const esmm_batch *batch)
 		const esmm_feature *ft = &m->schema.features[tb->feature];
 		const float scale = tb->l2 / (float) B;
 		const float scale1 = tb->l1 / (float) B;
+		const int	reg = scale > 0.0f || scale1 > 0.0f;
 
 		if (!tb->active)
 			continue;
+		if (ft->kind == ESMM_FEAT_CATEGORICAL)
+		{
+			touch_categorical(m, t, batch);
+			for (int b = 0; reg && b < B; b++)
+				loss += lookup_regularize(m, tb,
+										  clamp_id(batch->ids[(size_t) b * m->n_ids + m->slot[tb->feature]], ft->n_buckets),
+										  scale, scale1);
+			continue;
+		}
 		for (int b = 0; b < B; b++)
 		{
-			uint32_t	n = 1,
-						k;
+			uint32_t	n = 1;
 			const int32_t *ids;
 			int32_t		one = 0;
 
 			ids = &one;
-			if (ft->kind == ESMM_FEAT_CATEGORICAL)
-				one = clamp_id(batch->ids[(size_t) b * m->n_ids + m->slot[tb->feature]], ft->n_buckets);
-			else if (ft->kind == ESMM_FEAT_MULTI)
+			if (ft->kind == ESMM_FEAT_MULTI)
 			{
 				const uint32_t *off = batch->multi_off + (size_t) m->slot[tb->feature] * (B + 1);
 
@@ -1119,26 +1199,14 @@ model_embedding_touch(esmm_model *m, const esmm_batch *batch)
 					n = 1;
 				}
 			}
-			for (k = 0; k < n; k++)
+			for (uint32_t k = 0; k < n; k++)
 			{
 				/* a numeric feature's wide tables have the one row 0 */
 				int32_t		id = ft->kind == ESMM_FEAT_NUMERIC ? 0 : clamp_id(ids[k], ft->n_buckets);
-				float	   *w = m->params + tb->off + (size_t) id * tb->dim;
-				float	   *g = m->grads + tb->off + (size_t) id * tb->dim;
 
 				touch_row(m, t, id);
-				if (scale > 0.0f)
-					for (uint32_t j = 0; j < tb->dim; j++)
-					{
-						loss += (double) scale * w[j] * w[j];
-						g[j] += 2.0f * scale * w[j];
-					}
-				if (scale1 > 0.0f)
-					for (uint32_t j = 0; j < tb->dim; j++)
-					{
-						loss += (double) scale1 * fabsf(w[j]);
-						g[j] += w[j] > 0.0f ? scale1 : w[j] < 0.0f ? -scale1 : 0.0f;
-					}
+				if (reg)
+					loss += lookup_regularize(m, tb, id, scale, scale1);
 			}
 		}
 	}
