@@ -26,10 +26,11 @@
 /* Below this many rows (batch rows, or touched table rows) a loop runs on
  * the calling thread: waking the pool costs more than the work. */
 #define ESMM_PARALLEL_MIN_ROWS 256
-/* The same for loops over parameters, which threads take in chunks of
- * ESMM_PARALLEL_CHUNK floats (16 kB), so that no two write one cache line. */
+/* The same for loops over parameters, which threads share in equal
+ * ranges whose edges are multiples of ESMM_PARALLEL_ALIGN floats (64
+ * bytes, a cache line), so that no two write one line. */
 #define ESMM_PARALLEL_MIN_FLOATS 8192
-#define ESMM_PARALLEL_CHUNK 4096
+#define ESMM_PARALLEL_ALIGN 16
 
 #ifdef _OPENMP
 #include <omp.h>

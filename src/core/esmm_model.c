@@ -1402,20 +1402,31 @@ esmm_block_forward_backward(esmm_model *m, const esmm_batch *batch, int k, int b
 	return loss;
 }
 
-/* How many chunks of ESMM_PARALLEL_CHUNK floats n parameters make. */
+/*
+ * How many chunks a loop over n parameters cuts them into: one per thread
+ * of the team, so that each thread has an equal share (chunks of a fixed
+ * size gave one of two threads two chunks of the bench model's three).
+ * Every loop over chunks is elementwise or sums in a fixed order, so the
+ * cut never changes a result.
+ */
 static inline long
 param_chunks(size_t n)
 {
-	return (long) ((n + ESMM_PARALLEL_CHUNK - 1) / ESMM_PARALLEL_CHUNK);
+	(void) n;
+	return esmm_threads_max();
 }
 
-/* Chunk k of n parameters: returns its first index, its length in *len. */
+/* Chunk k of n_chunks over n parameters: returns its first index, its
+ * length in *len.  Edges fall on multiples of ESMM_PARALLEL_ALIGN floats,
+ * so that no two threads write one cache line. */
 static inline size_t
-param_chunk(long k, size_t n, size_t *len)
+param_chunk(long k, long n_chunks, size_t n, size_t *len)
 {
-	size_t		i0 = (size_t) k * ESMM_PARALLEL_CHUNK;
+	size_t		per = ((n + (size_t) n_chunks - 1) / (size_t) n_chunks + ESMM_PARALLEL_ALIGN - 1) /
+		ESMM_PARALLEL_ALIGN * ESMM_PARALLEL_ALIGN;
+	size_t		i0 = (size_t) k * per < n ? (size_t) k * per : n;
 
-	*len = n - i0 < ESMM_PARALLEL_CHUNK ? n - i0 : ESMM_PARALLEL_CHUNK;
+	*len = (n - i0 < per ? n : i0 + per) - i0;
 	return i0;
 }
 
@@ -1426,9 +1437,11 @@ param_chunk(long k, size_t n, size_t *len)
  * the input gradients scattered a thread per table, so the result is the
  * same for any thread count.
  */
+double prof_t[16]; static double prof_now(void){struct timespec ts; clock_gettime(CLOCK_MONOTONIC,&ts); return ts.tv_sec+1e-9*ts.tv_nsec;}
+#define PROF(k, stmt) do { double _t = prof_now(); stmt; prof_t[k] += prof_now() - _t; } while (0)
 static double
 esmm_forward_backward(esmm_model *m, const esmm_batch *batch)
-{
+{ double _t0 = prof_now();
 	const int	B = batch->B;
 	const size_t dense = m->n_params - m->n_embedding;
 	double		block_loss[ESMM_MAX_BLOCKS],
@@ -1455,7 +1468,7 @@ esmm_forward_backward(esmm_model *m, const esmm_batch *batch)
 	}
 	for (int k = 0; k < n_blocks; k++)
 		loss += block_loss[k];
-
+	prof_t[3] += prof_now() - _t0; _t0 = prof_now();
 	if (n_blocks > 1)
 	{
 		float	   *g = m->grads + m->n_embedding;
@@ -1468,7 +1481,7 @@ esmm_forward_backward(esmm_model *m, const esmm_batch *batch)
 		for (long c = 0; c < n_chunks; c++)
 		{
 			size_t		len,
-						i0 = param_chunk(c, dense, &len),
+						i0 = param_chunk(c, n_chunks, dense, &len),
 						i1 = i0 + len;
 
 			for (size_t i = i0; i < i1; i++)
@@ -1482,11 +1495,13 @@ esmm_forward_backward(esmm_model *m, const esmm_batch *batch)
 			}
 		}
 	}
+	prof_t[4] += prof_now() - _t0; _t0 = prof_now();
 	for (int t = 0; t < 2; t++)
 		if (m->has_tower[t] && !(t == 1 && m->shared_input))
 			model_input_backward_parallel(m, m->d_input[t], (int) m->tower_in[t],
 										  m->arch.tower[t].inputs, m->arch.tower[t].n_inputs,
 										  batch);
+	prof_t[5] += prof_now() - _t0;
 	return loss / B;
 }
 
@@ -1549,8 +1564,7 @@ esmm_model_forward_backward(esmm_model *m, const esmm_batch *batch,
 		m->grads == NULL || B < 1 || B > m->max_B)
 		return NAN;
 	/* the dense region is small and always fully updated: clear it whole */
-	memset(m->grads + m->n_embedding, 0, dense * sizeof(float));
-	clear_touched_grads(m);
+	PROF(6, memset(m->grads + m->n_embedding, 0, dense * sizeof(float)); clear_touched_grads(m));
 	if (!ensure_touched(m, batch_lookups(m, batch)))
 		return NAN;
 	if (m->kind == ESMM_KIND_MMOE)
@@ -1564,7 +1578,7 @@ esmm_model_forward_backward(esmm_model *m, const esmm_batch *batch,
 	loss = esmm_forward_backward(m, batch);
 	if (data_loss != NULL)
 		*data_loss = loss;
-	reg += model_embedding_touch(m, batch);
+	PROF(7, reg += model_embedding_touch(m, batch));
 
 	for (int t = 0; t < 2; t++)
 		if (m->has_tower[t])
@@ -1595,7 +1609,7 @@ esmm_model_step(esmm_model *m)
 		for (long k = 0; k < n_chunks; k++)
 		{
 			size_t		n,
-						i0 = m->n_embedding + param_chunk(k, dense, &n);
+						i0 = m->n_embedding + param_chunk(k, n_chunks, dense, &n);
 
 			esmm_optim_apply(&c, m->params + i0, m->grads + i0, m->m1 + i0, m->m2 + i0, n);
 		}
@@ -2110,8 +2124,10 @@ esmm_model_fit(esmm_model *m, const esmm_dataset *ds, const esmm_dataset *val,
 			esmm_batch	batch;
 			double		data_loss = 0.0;
 
+			double _tg = prof_now();
 			if ((rc = esmm_batch_gather(m, &stored, perm + start, B, &batch, st)) != ESMM_OK)
 				break;
+			prof_t[1] += prof_now() - _tg;
 			/* forward_backward returns NaN when this fails; say why here */
 			if (!ensure_touched(m, batch_lookups(m, &batch)))
 			{
@@ -2126,7 +2142,7 @@ esmm_model_fit(esmm_model *m, const esmm_dataset *ds, const esmm_dataset *val,
 							   epoch, (size_t) (start / bs + 1));
 				break;
 			}
-			esmm_model_step(m);
+			PROF(8, esmm_model_step(m));
 			sum_loss += data_loss * B;
 			p.batch++;
 			p.rows_done += B;
@@ -2194,5 +2210,8 @@ esmm_model_fit(esmm_model *m, const esmm_dataset *ds, const esmm_dataset *val,
 		memcpy(m->state, m->best_state, m->n_state * sizeof(float));
 	}
 	m->report.seconds += now_seconds() - t_start;
+	prof_t[0] = now_seconds() - t_start;
+	fprintf(stderr, "PROF fit %.1f gather %.1f blocks %.1f gsum %.1f scatter %.1f clear %.1f touch %.1f step %.1f\n", prof_t[0]*1e3, prof_t[1]*1e3, prof_t[3]*1e3, prof_t[4]*1e3, prof_t[5]*1e3, prof_t[6]*1e3, prof_t[7]*1e3, prof_t[8]*1e3);
+	memset(prof_t, 0, sizeof prof_t);
 	return rc;
 }

@@ -661,11 +661,11 @@ test_row_blocks(void)
 }
 
 /*
- * Dense parameters in several chunks (ESMM_PARALLEL_CHUNK), above the size
- * at which the row blocks' gradient sum and the optimizer step go to the
- * threads: gradients and the stepped parameters have the same bits on one
- * thread and on two, and the chunked step equals one esmm_optim_step over
- * the whole dense region, its naive twin.
+ * Dense parameters above the size at which the row blocks' gradient sum
+ * and the optimizer step go to the threads, cut into one chunk per thread
+ * with a short last one: gradients and the stepped parameters have the
+ * same bits on one thread and on two, and the chunked step equals one
+ * esmm_optim_step over the whole dense region, its naive twin.
  */
 static void
 test_parallel_chunks(void)
@@ -721,9 +721,8 @@ test_parallel_chunks(void)
 	omp_set_num_threads(1);
 	if (m[0] != NULL && m[1] != NULL)
 	{
-		CHECK(dense >= ESMM_PARALLEL_MIN_FLOATS && dense > 2 * ESMM_PARALLEL_CHUNK &&
-			  dense % ESMM_PARALLEL_CHUNK != 0,
-			  "%zu dense parameters do not make several chunks and a partial one", dense);
+		CHECK(dense >= ESMM_PARALLEL_MIN_FLOATS && dense % (2 * ESMM_PARALLEL_ALIGN) != 0,
+			  "%zu dense parameters do not make two chunks and a partial one", dense);
 		CHECK(memcmp(g[0], g[1], m[0]->n_params * sizeof(float)) == 0,
 			  "gradients differ between 1 and 2 threads");
 		CHECK(memcmp(p[0], p[1], m[0]->n_params * sizeof(float)) == 0,
