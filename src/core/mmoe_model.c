@@ -75,19 +75,21 @@ typedef struct mmoe_parts
 			   *sc;
 } mmoe_parts;
 
+/* Expert k's and task t's stacks, with the activations of p: m->mm, or
+ * a view of some of its rows (mmoe_parts_rows). */
 static esmm_stack
-expert_stack(const esmm_model *m, uint32_t k)
+expert_stack(const esmm_model *m, mmoe_parts *p, uint32_t k)
 {
 	const size_t L = m->mmoe.expert.n_layers;
-	esmm_stack	st = {&m->mmoe.expert, m->mm->expert_ref + k * L, m->mm->expert_acts + k * L, 0};
+	esmm_stack	st = {&m->mmoe.expert, p->expert_ref + k * L, p->expert_acts + k * L, 0};
 
 	return st;
 }
 
 static esmm_stack
-task_stack(const esmm_model *m, uint32_t t)
+task_stack(const esmm_model *m, mmoe_parts *p, uint32_t t)
 {
-	esmm_stack	st = {&m->mmoe.task[t], m->mm->task_ref[t], m->mm->task_acts[t], 0};
+	esmm_stack	st = {&m->mmoe.task[t], p->task_ref[t], p->task_acts[t], 0};
 
 	return st;
 }
@@ -281,7 +283,7 @@ mmoe_layout_dense(esmm_model *m, size_t *cursor, size_t *scursor)
 		return 0;
 	for (uint32_t k = 0; k < p->E; k++)
 	{
-		esmm_stack	s = expert_stack(m, k);
+		esmm_stack	s = expert_stack(m, m->mm, k);
 
 		if (!esmm_stack_layout(&s, p->d_expert, cursor, scursor))
 			return 0;
@@ -303,7 +305,7 @@ mmoe_layout_dense(esmm_model *m, size_t *cursor, size_t *scursor)
 	}
 	for (uint32_t t = 0; t < p->T; t++)
 	{
-		esmm_stack	s = task_stack(m, t);
+		esmm_stack	s = task_stack(m, m->mm, t);
 
 		if (!esmm_stack_layout(&s, p->d_task, cursor, scursor))
 			return 0;
@@ -328,14 +330,14 @@ mmoe_variances_valid(const esmm_model *m)
 {
 	for (uint32_t k = 0; k < m->mm->E; k++)
 	{
-		esmm_stack	s = expert_stack(m, k);
+		esmm_stack	s = expert_stack(m, m->mm, k);
 
 		if (!esmm_stack_variances_valid(&s, m->state))
 			return 0;
 	}
 	for (uint32_t t = 0; t < m->mm->T; t++)
 	{
-		esmm_stack	s = task_stack(m, t);
+		esmm_stack	s = task_stack(m, m->mm, t);
 
 		if (!esmm_stack_variances_valid(&s, m->state))
 			return 0;
@@ -354,7 +356,7 @@ mmoe_init(esmm_model *m, uint64_t seed)
 	 * start equal get equal gradients and stay equal (PaddleRec #721) */
 	for (uint32_t k = 0; k < p->E; k++)
 	{
-		esmm_stack	s = expert_stack(m, k);
+		esmm_stack	s = expert_stack(m, m->mm, k);
 
 		esmm_stack_init(&s, m->params, m->state, seed, ((uint64_t) 100 + k) << 16);
 	}
@@ -364,7 +366,7 @@ mmoe_init(esmm_model *m, uint64_t seed)
 						  esmm_tensor_stream(seed, ((uint64_t) 300 + g) << 16));
 	for (uint32_t t = 0; t < p->T; t++)
 	{
-		esmm_stack	s = task_stack(m, t);
+		esmm_stack	s = task_stack(m, m->mm, t);
 
 		esmm_stack_init(&s, m->params, m->state, seed, ((uint64_t) 200 + t) << 16);
 	}
@@ -408,13 +410,13 @@ max_width(const esmm_model *m)
 {
 	const mmoe_parts *p = m->mm;
 	size_t		w = p->d_expert > p->d_task ? p->d_expert : p->d_task;
-	esmm_stack	s = expert_stack(m, 0);
+	esmm_stack	s = expert_stack(m, m->mm, 0);
 
 	if (esmm_stack_max_width(&s) > w)
 		w = esmm_stack_max_width(&s);
 	for (uint32_t t = 0; t < p->T; t++)
 	{
-		s = task_stack(m, t);
+		s = task_stack(m, m->mm, t);
 		if (esmm_stack_max_width(&s) > w)
 			w = esmm_stack_max_width(&s);
 	}
@@ -442,7 +444,7 @@ mmoe_workspace_carve(esmm_model *m, float *base, size_t B)
 	CARVE(p->wide_o, B);
 	for (uint32_t k = 0; k < p->E; k++)
 	{
-		esmm_stack	s = expert_stack(m, k);
+		esmm_stack	s = expert_stack(m, m->mm, k);
 
 		cur += esmm_stack_carve(&s, base != NULL ? base + cur : NULL, B);
 		CARVE(p->d_e[k], B * p->H);
@@ -451,7 +453,7 @@ mmoe_workspace_carve(esmm_model *m, float *base, size_t B)
 		CARVE(p->gate_p[g], B * p->E);
 	for (uint32_t t = 0; t < p->T; t++)
 	{
-		esmm_stack	s = task_stack(m, t);
+		esmm_stack	s = task_stack(m, m->mm, t);
 
 		cur += esmm_stack_carve(&s, base != NULL ? base + cur : NULL, B);
 		CARVE(p->u[t], B * p->d_task);
@@ -516,28 +518,32 @@ add_columns(float *dst, const float *src, int D, int c, int w, int B)
 			dst[(size_t) b * w + j] += src[(size_t) b * D + c + j];
 }
 
-/* Everything from the inputs to the task logits p->z. */
+/*
+ * Everything from the inputs to the task logits p->z, for the rows
+ * [b0, b1) of the batch, in p's workspace from its row 0: m->mm for a
+ * whole batch, or a view (mmoe_parts_rows) for a block of one.
+ */
 static void
-mmoe_forward(esmm_model *m, const esmm_batch *batch, int training)
+mmoe_forward_rows(esmm_model *m, mmoe_parts *p, const esmm_batch *batch, int b0, int b1,
+				  int training)
 {
 	const mmoe_arch *a = &m->mmoe;
-	mmoe_parts *p = m->mm;
-	const int	B = batch->B;
+	const int	B = b1 - b0;
 	const int	nw = (int) a->n_wide_inputs;
 
-	model_input_forward(m, p->x_e, (int) p->d_expert, p->expert_inputs, p->n_expert_inputs,
-						ESMM_TABLE_MAIN, batch);
+	model_input_forward_rows(m, p->x_e, (int) p->d_expert, p->expert_inputs,
+							 p->n_expert_inputs, ESMM_TABLE_MAIN, batch, b0, b1);
 	if (p->need_wide_features)
-		model_input_forward(m, p->x_w, (int) p->d_wide, a->wide_inputs, a->n_wide_inputs,
-							ESMM_TABLE_MAIN, batch);
+		model_input_forward_rows(m, p->x_w, (int) p->d_wide, a->wide_inputs, a->n_wide_inputs,
+								 ESMM_TABLE_MAIN, batch, b0, b1);
 	if (p->wide_scalar)
 	{
-		model_input_forward(m, p->lin, nw, a->wide_inputs, a->n_wide_inputs,
-							ESMM_TABLE_WIDE_LINEAR, batch);
+		model_input_forward_rows(m, p->lin, nw, a->wide_inputs, a->n_wide_inputs,
+								 ESMM_TABLE_WIDE_LINEAR, batch, b0, b1);
 		if (p->fm_k > 0)
 		{
-			model_input_forward(m, p->fm_e, nw * (int) p->fm_k, a->wide_inputs,
-								a->n_wide_inputs, ESMM_TABLE_WIDE_FM, batch);
+			model_input_forward_rows(m, p->fm_e, nw * (int) p->fm_k, a->wide_inputs,
+									 a->n_wide_inputs, ESMM_TABLE_WIDE_FM, batch, b0, b1);
 			esmm_fm_forward(p->fm_y, p->fm_e, B, nw, (int) p->fm_k);
 		}
 		for (int b = 0; b < B; b++)
@@ -552,7 +558,7 @@ mmoe_forward(esmm_model *m, const esmm_batch *batch, int training)
 
 	for (uint32_t k = 0; k < p->E; k++)
 	{
-		esmm_stack	s = expert_stack(m, k);
+		esmm_stack	s = expert_stack(m, p, k);
 
 		p->e_out[k] = esmm_stack_forward(&s, p->x_e, m->params, m->state, B, training,
 										 &m->dropout_rng);
@@ -566,7 +572,7 @@ mmoe_forward(esmm_model *m, const esmm_batch *batch, int training)
 	}
 	for (uint32_t t = 0; t < p->T; t++)
 	{
-		esmm_stack	s = task_stack(m, t);
+		esmm_stack	s = task_stack(m, p, t);
 		const float *zt;
 
 		esmm_mixture_forward(p->h, p->gate_p[a->share_gates ? 0 : t], p->e_out, B,
@@ -588,19 +594,97 @@ sigmoidf(float z)
 	return 1.0f / (1.0f + expf(-z));
 }
 
-/* Writes out[B, T]: the logits, through the sigmoid for binary tasks when
- * sigmoid_binary. */
+/*
+ * A view v of m->mm for a forward pass (not a backward) in the workspace
+ * rows [w0, w0 + rows): the same layers, every forward buffer moved down
+ * w0 rows, the experts' activations in expert_acts [E * expert layers].
+ * Views of disjoint rows run on separate threads.
+ */
+static void
+mmoe_parts_rows(mmoe_parts *v, esmm_layer_acts *expert_acts, const esmm_model *m, size_t w0)
+{
+	mmoe_parts *p = m->mm;
+	const size_t nw = p->wide_scalar ? m->mmoe.n_wide_inputs : 0;
+	const size_t L = m->mmoe.expert.n_layers;
+
+	*v = *p;
+	v->x_e = p->x_e + w0 * p->d_expert;
+	v->x_w = p->x_w + w0 * p->d_wide;
+	v->lin = p->lin + w0 * nw;
+	v->fm_e = p->fm_e + w0 * nw * p->fm_k;
+	v->fm_y = p->fm_y + w0;
+	v->wide_o = p->wide_o + w0;
+	v->expert_acts = expert_acts;
+	for (uint32_t k = 0; k < p->E; k++)
+	{
+		esmm_stack	s = expert_stack(m, p, k);
+
+		(void) esmm_stack_rows(&s, expert_acts + k * L, w0, 0);
+	}
+	for (uint32_t g = 0; g < p->G; g++)
+		v->gate_p[g] = p->gate_p[g] + w0 * p->E;
+	for (uint32_t t = 0; t < p->T; t++)
+	{
+		esmm_stack	s = task_stack(m, p, t);
+
+		(void) esmm_stack_rows(&s, v->task_acts[t], w0, 0);
+		v->u[t] = p->u[t] + w0 * p->d_task;
+		v->z[t] = p->z[t] + w0;
+	}
+	v->h = p->h + w0 * p->H;
+}
+
+/* Writes out rows [b0, b1) of [B, T]: the logits of p's forward pass,
+ * through the sigmoid for binary tasks when sigmoid_binary. */
+static void
+mmoe_outputs_rows(esmm_model *m, mmoe_parts *p, const esmm_batch *batch, int b0, int b1,
+				  float *out, int sigmoid_binary)
+{
+	mmoe_forward_rows(m, p, batch, b0, b1, 0);
+	for (int b = 0; b < b1 - b0; b++)
+		for (uint32_t t = 0; t < p->T; t++)
+			out[(size_t) (b0 + b) * p->T + t] =
+				sigmoid_binary && m->mmoe.task_type[t] == MMOE_TASK_BINARY ?
+				sigmoidf(p->z[t][b]) : p->z[t][b];
+}
+
+/*
+ * Scores a batch in row blocks (ESMM_BLOCK_ROWS), which the OpenMP
+ * threads share as esmm_model_predict's: the cut depends on B only, so
+ * any thread count gives the same scores, and each thread runs its blocks
+ * in its own stretch of the workspace, which stays in cache.  One block
+ * (per-row scoring) never enters the pool.
+ */
 static void
 mmoe_outputs(esmm_model *m, const esmm_batch *batch, float *out, int sigmoid_binary)
 {
-	const mmoe_parts *p = m->mm;
+	const int	B = batch->B;
+	int			n_blocks = (B + ESMM_BLOCK_ROWS - 1) / ESMM_BLOCK_ROWS,
+				rows,
+				own_stretch;
 
-	mmoe_forward(m, batch, 0);
-	for (int b = 0; b < batch->B; b++)
-		for (uint32_t t = 0; t < p->T; t++)
-			out[(size_t) b * p->T + t] =
-				sigmoid_binary && m->mmoe.task_type[t] == MMOE_TASK_BINARY ?
-				sigmoidf(p->z[t][b]) : p->z[t][b];
+	if (n_blocks > ESMM_MAX_BLOCKS)
+		n_blocks = ESMM_MAX_BLOCKS;
+	if (n_blocks <= 1)
+	{
+		mmoe_outputs_rows(m, m->mm, batch, 0, B, out, sigmoid_binary);
+		return;
+	}
+	rows = (B + n_blocks - 1) / n_blocks;
+	n_blocks = (B + rows - 1) / rows;
+	own_stretch = (size_t) esmm_threads_max() * rows <= (size_t) m->max_B;
+#pragma omp parallel for schedule(dynamic, 1)
+	for (int k = 0; k < n_blocks; k++)
+	{
+		/* a thread's own view: ~80 kB of its stack */
+		mmoe_parts	view;
+		esmm_layer_acts expert_acts[MMOE_MAX_EXPERTS * ESMM_MAX_LAYERS];
+		int			b0 = k * rows,
+					b1 = b0 + rows < B ? b0 + rows : B;
+
+		mmoe_parts_rows(&view, expert_acts, m, (size_t) (own_stretch ? esmm_thread_num() * rows : b0));
+		mmoe_outputs_rows(m, &view, batch, b0, b1, out, sigmoid_binary);
+	}
 }
 
 void
@@ -651,7 +735,7 @@ mmoe_forward_backward(esmm_model *m, const esmm_batch *batch, double *reg)
 	const int	De = (int) p->d_expert;
 	double		loss;
 
-	mmoe_forward(m, batch, 1);
+	mmoe_forward_rows(m, p, batch, 0, B, 1);
 	loss = mmoe_loss_backward(m, batch);
 
 	memset(p->d_xe, 0, (size_t) B * De * sizeof(float));
@@ -662,7 +746,7 @@ mmoe_forward_backward(esmm_model *m, const esmm_batch *batch, double *reg)
 
 	for (int t = (int) p->T - 1; t >= 0; t--)
 	{
-		esmm_stack	s = task_stack(m, (uint32_t) t);
+		esmm_stack	s = task_stack(m, m->mm, (uint32_t) t);
 		uint32_t	g = a->share_gates ? 0 : (uint32_t) t;
 
 		if (p->add_to_logits)
@@ -686,7 +770,7 @@ mmoe_forward_backward(esmm_model *m, const esmm_batch *batch, double *reg)
 	}
 	for (int k = (int) p->E - 1; k >= 0; k--)
 	{
-		esmm_stack	s = expert_stack(m, (uint32_t) k);
+		esmm_stack	s = expert_stack(m, m->mm, (uint32_t) k);
 
 		esmm_stack_backward(&s, p->dx, p->d_e[k], p->x_e, m->params, m->grads, B, p->sb, p->sc);
 		add_columns(p->d_xe, p->dx, De, 0, De, B);
@@ -718,7 +802,7 @@ mmoe_forward_backward(esmm_model *m, const esmm_batch *batch, double *reg)
 	*reg = 0.0;
 	for (uint32_t k = 0; k < p->E; k++)
 	{
-		esmm_stack	s = expert_stack(m, k);
+		esmm_stack	s = expert_stack(m, m->mm, k);
 
 		*reg += esmm_stack_regularize(&s, m->params, m->grads);
 	}
@@ -731,7 +815,7 @@ mmoe_forward_backward(esmm_model *m, const esmm_batch *batch, double *reg)
 	}
 	for (uint32_t t = 0; t < p->T; t++)
 	{
-		esmm_stack	s = task_stack(m, t);
+		esmm_stack	s = task_stack(m, m->mm, t);
 
 		*reg += esmm_stack_regularize(&s, m->params, m->grads);
 	}

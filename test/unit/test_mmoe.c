@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <omp.h>
 
 #include "unit.h"
 #include "esmm_model.h"
@@ -570,6 +571,77 @@ test_predict(void)
 	esmm_model_free(m);
 }
 
+/*
+ * A batch of several row blocks (the threads' share of scoring) scores
+ * the same bits on one thread and on two, since the blocks and not the
+ * threads decide the work; and every row as it scores alone.
+ */
+static void
+test_predict_blocks(void)
+{
+	enum
+	{
+		N = 3 * ESMM_BLOCK_ROWS + 7
+	};
+	esmm_schema s;
+	mmoe_arch	a;
+	sim_data	d;
+	esmm_model *m;
+	esmm_batch	b;
+	float	   *out[2],
+				one[3];
+	int			in_range = 1;
+
+	make_schema(&s, 3);
+	make_arch(&a, 3, 3, 0, MMOE_WIDE_FM);
+	make_sim(&d, N);
+	out[0] = malloc(N * 3 * sizeof(float));
+	out[1] = malloc(N * 3 * sizeof(float));
+	if ((m = new_mmoe(&s, &a, N, 0.0f)) == NULL || out[0] == NULL || out[1] == NULL)
+		goto done;
+	memset(&b, 0, sizeof(b));
+	b.B = N;
+	b.ids = d.chunk.ids;
+	b.nums = d.chunk.nums;
+	b.labels = d.chunk.labels;
+	b.multi_off = d.chunk.multi_off;
+	b.multi_ids = d.chunk.multi_ids;
+	for (int th = 0; th < 2; th++)
+	{
+		for (int i = 0; i < N * 3; i++)
+			out[th][i] = NAN;
+		omp_set_num_threads(th + 1);
+		mmoe_model_predict(m, &b, out[th]);
+	}
+	omp_set_num_threads(1);
+	CHECK(memcmp(out[0], out[1], N * 3 * sizeof(float)) == 0,
+		  "%d rows in blocks: the scores differ between 1 and 2 threads", N);
+	for (int r = 0; r < N; r++)
+		for (int t = 0; t < 3; t++)
+			in_range &= t == 1 ? isfinite(out[0][r * 3 + t]) :
+				out[0][r * 3 + t] >= 0.0f && out[0][r * 3 + t] <= 1.0f;
+	CHECK(in_range, "every score is finite, and a probability for the binary tasks");
+	for (int r = 0; r < N; r += 29)
+	{
+		esmm_batch	single = b;
+
+		single.B = 1;
+		single.ids = b.ids + r * 2;
+		single.nums = b.nums + r * 2;
+		single.labels = b.labels + r * 3;
+		single.multi_off = b.multi_off + r;
+		mmoe_model_predict(m, &single, one);
+		for (int t = 0; t < 3; t++)
+			CHECK(fabs(one[t] - out[0][r * 3 + t]) <= 1e-5,
+				  "row %d, task %d: %g alone, %g in its block", r, t, one[t], out[0][r * 3 + t]);
+	}
+done:
+	esmm_model_free(m);
+	free(out[0]);
+	free(out[1]);
+	free_sim(&d);
+}
+
 /* --------------------------------------------------------------- format */
 
 /*
@@ -749,6 +821,7 @@ suite_mmoe(void)
 	test_experts_differ();
 	test_training();
 	test_predict();
+	test_predict_blocks();
 	test_format_round_trip();
 	test_validation();
 }
