@@ -120,34 +120,33 @@ esmm_schema_fit_stats(esmm_schema *schema, const esmm_dataset *ds)
 	 * are stored), and asks for a row ahead since that order is a
 	 * permutation of the stored one.
 	 */
-	for (size_t r = 0; r < ds->n_rows; r++)
+	for (int pass = 0; pass < 2; pass++)
 	{
-		const float *v = esmm_dataset_nums(ds, r);
+		for (size_t r = 0; r < ds->n_rows; r++)
+		{
+			const float *v = esmm_dataset_nums(ds, r);
 
-		if (r + ESMM_PREFETCH_AHEAD < ds->n_rows)
-			ESMM_PREFETCH(esmm_dataset_nums(ds, r + ESMM_PREFETCH_AHEAD));
-		for (uint32_t i = 0; i < k; i++)
-			if (!isnan(v[slot[numeric[i]]]))
+			if (r + ESMM_PREFETCH_AHEAD < ds->n_rows)
+				ESMM_PREFETCH(esmm_dataset_nums(ds, r + ESMM_PREFETCH_AHEAD));
+			for (uint32_t i = 0; i < k; i++)
 			{
-				sum[i] += stats_value(&schema->features[numeric[i]], v[slot[numeric[i]]]);
-				n[i]++;
-			}
-	}
-	for (uint32_t i = 0; i < k; i++)
-		mean[i] = n[i] > 0 ? sum[i] / n[i] : 0.0;
-	for (size_t r = 0; r < ds->n_rows; r++)
-	{
-		const float *v = esmm_dataset_nums(ds, r);
+				float		raw = v[slot[numeric[i]]];
+				double		x;
 
-		if (r + ESMM_PREFETCH_AHEAD < ds->n_rows)
-			ESMM_PREFETCH(esmm_dataset_nums(ds, r + ESMM_PREFETCH_AHEAD));
-		for (uint32_t i = 0; i < k; i++)
-			if (!isnan(v[slot[numeric[i]]]))
-			{
-				double		d = stats_value(&schema->features[numeric[i]], v[slot[numeric[i]]]) - mean[i];
-
-				ss[i] += d * d;
+				if (isnan(raw))
+					continue;
+				x = stats_value(&schema->features[numeric[i]], raw);
+				if (pass == 0)
+				{
+					sum[i] += x;
+					n[i]++;
+				}
+				else
+					ss[i] += (x - mean[i]) * (x - mean[i]);
 			}
+		}
+		for (uint32_t i = 0; pass == 0 && i < k; i++)
+			mean[i] = n[i] > 0 ? sum[i] / n[i] : 0.0;
 	}
 	for (uint32_t i = 0; i < k; i++)
 	{

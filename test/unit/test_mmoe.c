@@ -152,6 +152,21 @@ make_batch(hand_batch *hb, uint32_t n_labels)
 	hb->b.multi_ids = hb->multi_ids;
 }
 
+/* Row r of a batch of this file's layout (ids ad and user, numbers price
+ * and age, three labels, the tags array) as a batch of one row. */
+static esmm_batch
+batch_row(const esmm_batch *b, int r)
+{
+	esmm_batch	one = *b;
+
+	one.B = 1;
+	one.ids = b->ids + r * 2;
+	one.nums = b->nums + r * 2;
+	one.labels = b->labels + r * 3;
+	one.multi_off = b->multi_off + r;
+	return one;
+}
+
 static esmm_model *
 new_mmoe(const esmm_schema *s, const mmoe_arch *a, int batch_size, float lr)
 {
@@ -557,13 +572,8 @@ test_predict(void)
 	m->mmoe.task_output_sigmoid = 1;
 	for (int b = 0; b < HB_ROWS; b++)
 	{
-		esmm_batch	single = hb.b;
+		esmm_batch	single = batch_row(&hb.b, b);
 
-		single.B = 1;
-		single.ids = hb.ids + b * 2;
-		single.nums = hb.nums + b * 2;
-		single.labels = hb.labels + b * 3;
-		single.multi_off = hb.multi_off + b;
 		mmoe_model_predict(m, &single, one);
 		for (int t = 0; t < 3; t++)
 			CHECK_NEAR(one[t], probs[b * 3 + t], 1e-5, "row scored alone or in a batch");
@@ -623,13 +633,8 @@ test_predict_blocks(void)
 	CHECK(in_range, "every score is finite, and a probability for the binary tasks");
 	for (int r = 0; r < N; r += 29)
 	{
-		esmm_batch	single = b;
+		esmm_batch	single = batch_row(&b, r);
 
-		single.B = 1;
-		single.ids = b.ids + r * 2;
-		single.nums = b.nums + r * 2;
-		single.labels = b.labels + r * 3;
-		single.multi_off = b.multi_off + r;
 		mmoe_model_predict(m, &single, one);
 		for (int t = 0; t < 3; t++)
 			CHECK(fabs(one[t] - out[0][r * 3 + t]) <= 1e-5,
