@@ -36,9 +36,12 @@ BEGIN
 	RETURN t;
 END $$ LANGUAGE plpgsql;
 
--- serial references
+-- serial references, in a regular table (rolled back at the end): a
+-- parallel query that reads a model from a temporary table hands its
+-- workers a pointer into that table's TOAST storage, which they cannot
+-- read (ERROR: cannot access temporary tables during a parallel operation)
 SET max_parallel_workers_per_gather = 0;
-CREATE TEMP TABLE ref AS SELECT
+CREATE TABLE ref AS SELECT
 	(SELECT esmm_train(i, (SELECT cfg FROM sc) || '{"train_args": {"epochs": 1, "seed": 7, "batch_size": 256}}') FROM sc_train i) AS one,
 	(SELECT esmm_train(i, (SELECT cfg FROM sc)) FROM sc_train i) AS three;
 
