@@ -1436,11 +1436,9 @@ param_chunk(long k, long n_chunks, size_t n, size_t *len)
  * the input gradients scattered a thread per table, so the result is the
  * same for any thread count.
  */
-double prof_t[16]; static double prof_now(void){struct timespec ts; clock_gettime(CLOCK_MONOTONIC,&ts); return ts.tv_sec+1e-9*ts.tv_nsec;}
-#define PROF(k, stmt) do { double _t = prof_now(); stmt; prof_t[k] += prof_now() - _t; } while (0)
 static double
 esmm_forward_backward(esmm_model *m, const esmm_batch *batch)
-{ double _t0 = prof_now();
+{
 	const int	B = batch->B;
 	const size_t dense = m->n_params - m->n_embedding;
 	double		block_loss[ESMM_MAX_BLOCKS],
@@ -1467,7 +1465,7 @@ esmm_forward_backward(esmm_model *m, const esmm_batch *batch)
 	}
 	for (int k = 0; k < n_blocks; k++)
 		loss += block_loss[k];
-	prof_t[3] += prof_now() - _t0; _t0 = prof_now();
+
 	if (n_blocks > 1)
 	{
 		float	   *g = m->grads + m->n_embedding;
@@ -1494,13 +1492,11 @@ esmm_forward_backward(esmm_model *m, const esmm_batch *batch)
 			}
 		}
 	}
-	prof_t[4] += prof_now() - _t0; _t0 = prof_now();
 	for (int t = 0; t < 2; t++)
 		if (m->has_tower[t] && !(t == 1 && m->shared_input))
 			model_input_backward_parallel(m, m->d_input[t], (int) m->tower_in[t],
 										  m->arch.tower[t].inputs, m->arch.tower[t].n_inputs,
 										  batch);
-	prof_t[5] += prof_now() - _t0;
 	return loss / B;
 }
 
@@ -1563,7 +1559,8 @@ esmm_model_forward_backward(esmm_model *m, const esmm_batch *batch,
 		m->grads == NULL || B < 1 || B > m->max_B)
 		return NAN;
 	/* the dense region is small and always fully updated: clear it whole */
-	PROF(6, memset(m->grads + m->n_embedding, 0, dense * sizeof(float)); clear_touched_grads(m));
+	memset(m->grads + m->n_embedding, 0, dense * sizeof(float));
+	clear_touched_grads(m);
 	if (!ensure_touched(m, batch_lookups(m, batch)))
 		return NAN;
 	if (m->kind == ESMM_KIND_MMOE)
@@ -1577,7 +1574,7 @@ esmm_model_forward_backward(esmm_model *m, const esmm_batch *batch,
 	loss = esmm_forward_backward(m, batch);
 	if (data_loss != NULL)
 		*data_loss = loss;
-	PROF(7, reg += model_embedding_touch(m, batch));
+	reg += model_embedding_touch(m, batch);
 
 	for (int t = 0; t < 2; t++)
 		if (m->has_tower[t])
@@ -2123,10 +2120,8 @@ esmm_model_fit(esmm_model *m, const esmm_dataset *ds, const esmm_dataset *val,
 			esmm_batch	batch;
 			double		data_loss = 0.0;
 
-			double _tg = prof_now();
 			if ((rc = esmm_batch_gather(m, &stored, perm + start, B, &batch, st)) != ESMM_OK)
 				break;
-			prof_t[1] += prof_now() - _tg;
 			/* forward_backward returns NaN when this fails; say why here */
 			if (!ensure_touched(m, batch_lookups(m, &batch)))
 			{
@@ -2141,7 +2136,7 @@ esmm_model_fit(esmm_model *m, const esmm_dataset *ds, const esmm_dataset *val,
 							   epoch, (size_t) (start / bs + 1));
 				break;
 			}
-			PROF(8, esmm_model_step(m));
+			esmm_model_step(m);
 			sum_loss += data_loss * B;
 			p.batch++;
 			p.rows_done += B;
@@ -2209,8 +2204,5 @@ esmm_model_fit(esmm_model *m, const esmm_dataset *ds, const esmm_dataset *val,
 		memcpy(m->state, m->best_state, m->n_state * sizeof(float));
 	}
 	m->report.seconds += now_seconds() - t_start;
-	prof_t[0] = now_seconds() - t_start;
-	fprintf(stderr, "PROF fit %.1f gather %.1f blocks %.1f gsum %.1f scatter %.1f clear %.1f touch %.1f step %.1f\n", prof_t[0]*1e3, prof_t[1]*1e3, prof_t[3]*1e3, prof_t[4]*1e3, prof_t[5]*1e3, prof_t[6]*1e3, prof_t[7]*1e3, prof_t[8]*1e3);
-	memset(prof_t, 0, sizeof prof_t);
 	return rc;
 }

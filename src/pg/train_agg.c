@@ -706,7 +706,6 @@ train_transition(FunctionCallInfo fcinfo, esmm_model_kind kind, const char *fn)
 	{
 		/* a parallel worker's config was parsed, with its notices, by the
 		 * leader's plan already */
-		{ extern double prof_t0; struct timespec ts; clock_gettime(CLOCK_MONOTONIC,&ts); prof_t0 = ts.tv_sec+1e-9*ts.tv_nsec; }
 		s = train_state_new(aggcxt, PG_GETARG_JSONB_P(2), HeapTupleHeaderGetTypeId(tup),
 							HeapTupleHeaderGetTypMod(tup), kind, !IsParallelWorker(), NULL);
 		train_bind(s, tup);
@@ -929,12 +928,9 @@ stream_finish(esmm_train_state *s)
 
 /* The final function of esmm_train and mmoe_train: train on the buffer,
  * return the model. */
-#include <time.h>
-double prof_t0;
-static double prof_now2(void){struct timespec ts; clock_gettime(CLOCK_MONOTONIC,&ts); return ts.tv_sec+1e-9*ts.tv_nsec;}
 static Datum
 train_finish(FunctionCallInfo fcinfo)
-{ double ta = prof_now2(), tb, tc, td, te;
+{
 	esmm_train_state *s;
 	esmm_status st;
 	esmm_model *m;
@@ -960,14 +956,13 @@ train_finish(FunctionCallInfo fcinfo)
 	seal_multi(&s->val);
 	order_rows(s, &s->train);
 	order_rows(s, &s->val);
-	tb = prof_now2();
 	notice_single_class(s);
 	/* statistics of the training rows only: validation must not leak in */
 	if (s->h == NULL)
 		state_model_create(s, &s->train.ds);
 	m = s->h->model;
 	report_rows(m, s, s->train.ds.n_rows);
-	tc = prof_now2();
+
 	esmm_threads_prepare();
 	tp.cfg = &s->cfg;
 	tp.m = m;
@@ -977,12 +972,9 @@ train_finish(FunctionCallInfo fcinfo)
 	if (esmm_model_fit(m, &s->train.ds, &s->val.ds, &s->cfg.train, &s->ev,
 					   esmm_train_progress, &tp, &st) != ESMM_OK)
 		esmm_report_status(&st);
-	td = prof_now2();
 	notice_summary(s, m, psprintf("%u epochs", m->report.n_epochs));
 	out = esmm_model_to_bytea(m, s->cfg.keep_optimizer_state);
 	esmm_handle_release(s->h);
-	te = prof_now2();
-	fprintf(stderr, "PROF pg scan %.1f order %.1f stats %.1f fit %.1f bytea %.1f\n", (ta-prof_t0)*1e3, (tb-ta)*1e3, (tc-tb)*1e3, (td-tc)*1e3, (te-td)*1e3);
 	PG_RETURN_BYTEA_P(out);
 }
 
