@@ -836,6 +836,7 @@ esmm_model_train_begin(esmm_model *m, const esmm_optim_spec *optim,
 	esmm_code	rc;
 	float		m1_init = esmm_optim_m1_init(optim);
 	size_t		n_block;
+	int			max_blocks;
 
 	if (m->kind != ESMM_KIND_MMOE && !m->has_tower[ESMM_TOWER_CTR])
 		return esmm_fail(st, ESMM_ERR_ARGUMENT, "a cvr-only model cannot be trained: its loss needs the ctr tower");
@@ -848,11 +849,15 @@ esmm_model_train_begin(esmm_model *m, const esmm_optim_spec *optim,
 	free(m->m2);
 	free(m->stamp);
 	free(m->block_grads);
-	/* only ESMM's towers run in row blocks */
+	/* dense gradients for as many row blocks as a batch of batch_size
+	 * rows is cut into (none when one block: it writes grads directly) */
 	m->block_grads = NULL;
-	if (m->kind == ESMM_KIND_MMOE)
+	max_blocks = (batch_size + ESMM_BLOCK_ROWS - 1) / ESMM_BLOCK_ROWS;
+	if (max_blocks > ESMM_MAX_BLOCKS)
+		max_blocks = ESMM_MAX_BLOCKS;
+	if (max_blocks <= 1)
 		m->block_grads = model_alloc_floats(1);
-	else if (esmm_size_mul(ESMM_MAX_BLOCKS, m->n_params - m->n_embedding, &n_block))
+	else if (esmm_size_mul((size_t) max_blocks, m->n_params - m->n_embedding, &n_block))
 		m->block_grads = model_alloc_floats(n_block);
 	m->grads = model_alloc_floats(m->n_params);
 	m->m1 = model_alloc_floats(m->n_params);
@@ -1430,6 +1435,39 @@ param_chunk(long k, long n_chunks, size_t n, size_t *len)
 }
 
 /*
+ * Sums the dense gradients of a batch's n_blocks row blocks (block_grads)
+ * into m->grads' dense region.
+ */
+void
+model_sum_block_grads(esmm_model *m, int n_blocks)
+{
+	const size_t dense = m->n_params - m->n_embedding;
+	float	   *g = m->grads + m->n_embedding;
+	const long	n_chunks = param_chunks(dense);
+
+	/* each element is ((0 + block 0) + block 1) + ..., in block order
+	 * whatever the thread count; a chunk at a time, block by block, so
+	 * that the inner loops run over contiguous floats and vectorize */
+#pragma omp parallel for schedule(static) if (dense >= ESMM_PARALLEL_MIN_FLOATS)
+	for (long c = 0; c < n_chunks; c++)
+	{
+		size_t		len,
+					i0 = param_chunk(c, n_chunks, dense, &len),
+					i1 = i0 + len;
+
+		for (size_t i = i0; i < i1; i++)
+			g[i] = 0.0f + m->block_grads[i];
+		for (int k = 1; k < n_blocks; k++)
+		{
+			const float *bk = m->block_grads + (size_t) k * dense;
+
+			for (size_t i = i0; i < i1; i++)
+				g[i] += bk[i];
+		}
+	}
+}
+
+/*
  * ESMM's forward and backward over a batch, in row blocks run by the
  * OpenMP threads (ESMM_BLOCK_ROWS); returns the data loss, the mean over
  * the batch.  The blocks' dense gradients are summed in block order and
@@ -1467,31 +1505,7 @@ esmm_forward_backward(esmm_model *m, const esmm_batch *batch)
 		loss += block_loss[k];
 
 	if (n_blocks > 1)
-	{
-		float	   *g = m->grads + m->n_embedding;
-		const long	n_chunks = param_chunks(dense);
-
-		/* each element is ((0 + block 0) + block 1) + ..., in block order
-		 * whatever the thread count; a chunk at a time, block by block, so
-		 * that the inner loops run over contiguous floats and vectorize */
-#pragma omp parallel for schedule(static) if (dense >= ESMM_PARALLEL_MIN_FLOATS)
-		for (long c = 0; c < n_chunks; c++)
-		{
-			size_t		len,
-						i0 = param_chunk(c, n_chunks, dense, &len),
-						i1 = i0 + len;
-
-			for (size_t i = i0; i < i1; i++)
-				g[i] = 0.0f + m->block_grads[i];
-			for (int k = 1; k < n_blocks; k++)
-			{
-				const float *bk = m->block_grads + (size_t) k * dense;
-
-				for (size_t i = i0; i < i1; i++)
-					g[i] += bk[i];
-			}
-		}
-	}
+		model_sum_block_grads(m, n_blocks);
 	for (int t = 0; t < 2; t++)
 		if (m->has_tower[t] && !(t == 1 && m->shared_input))
 			model_input_backward_parallel(m, m->d_input[t], (int) m->tower_in[t],

@@ -525,7 +525,7 @@ add_columns(float *dst, const float *src, int D, int c, int w, int B)
  */
 static void
 mmoe_forward_rows(esmm_model *m, mmoe_parts *p, const esmm_batch *batch, int b0, int b1,
-				  int training)
+				  int training, uint64_t *rng)
 {
 	const mmoe_arch *a = &m->mmoe;
 	const int	B = b1 - b0;
@@ -561,7 +561,7 @@ mmoe_forward_rows(esmm_model *m, mmoe_parts *p, const esmm_batch *batch, int b0,
 		esmm_stack	s = expert_stack(m, p, k);
 
 		p->e_out[k] = esmm_stack_forward(&s, p->x_e, m->params, m->state, B, training,
-										 &m->dropout_rng);
+										 rng);
 	}
 	for (uint32_t g = 0; g < p->G; g++)
 	{
@@ -582,7 +582,7 @@ mmoe_forward_rows(esmm_model *m, mmoe_parts *p, const esmm_batch *batch, int b0,
 			copy_columns(p->u[t], (int) p->d_task, (int) p->H,
 						 p->cross_scalar ? p->wide_o : p->x_w,
 						 (int) p->d_cross, B);
-		zt = esmm_stack_forward(&s, p->u[t], m->params, m->state, B, training, &m->dropout_rng);
+		zt = esmm_stack_forward(&s, p->u[t], m->params, m->state, B, training, rng);
 		for (int b = 0; b < B; b++)
 			p->z[t][b] = zt[b] + (p->add_to_logits ? p->wide_o[b] : 0.0f);
 	}
@@ -595,10 +595,10 @@ sigmoidf(float z)
 }
 
 /*
- * A view v of m->mm for a forward pass (not a backward) in the workspace
- * rows [w0, w0 + rows): the same layers, every forward buffer moved down
- * w0 rows, the experts' activations in expert_acts [E * expert layers].
- * Views of disjoint rows run on separate threads.
+ * A view v of m->mm for the workspace rows from w0 on: the same layers,
+ * every buffer moved down w0 rows, the experts' activations in
+ * expert_acts [E * expert layers].  Views of disjoint rows run on
+ * separate threads.
  */
 static void
 mmoe_parts_rows(mmoe_parts *v, esmm_layer_acts *expert_acts, const esmm_model *m, size_t w0)
@@ -632,6 +632,21 @@ mmoe_parts_rows(mmoe_parts *v, esmm_layer_acts *expert_acts, const esmm_model *m
 		v->z[t] = p->z[t] + w0;
 	}
 	v->h = p->h + w0 * p->H;
+	for (uint32_t k = 0; k < p->E; k++)
+		v->d_e[k] = p->d_e[k] + w0 * p->H;
+	for (uint32_t t = 0; t < p->T; t++)
+		v->dz[t] = p->dz[t] + w0;
+	v->y = p->y + w0;
+	v->d_h = p->d_h + w0 * p->H;
+	v->d_g = p->d_g + w0 * p->E;
+	v->d_xe = p->d_xe + w0 * p->d_expert;
+	v->d_xw = p->d_xw + w0 * p->d_wide;
+	v->d_o = p->d_o + w0;
+	v->d_lin = p->d_lin + w0 * nw;
+	v->d_fm = p->d_fm + w0 * nw * p->fm_k;
+	v->dx = p->dx + w0 * max_width(m);
+	v->sb = p->sb + w0 * max_width(m);
+	v->sc = p->sc + w0 * max_width(m);
 }
 
 /* Writes out rows [b0, b1) of [B, T]: the logits of p's forward pass,
@@ -640,7 +655,7 @@ static void
 mmoe_outputs_rows(esmm_model *m, mmoe_parts *p, const esmm_batch *batch, int b0, int b1,
 				  float *out, int sigmoid_binary)
 {
-	mmoe_forward_rows(m, p, batch, b0, b1, 0);
+	mmoe_forward_rows(m, p, batch, b0, b1, 0, NULL);
 	for (int b = 0; b < b1 - b0; b++)
 		for (uint32_t t = 0; t < p->T; t++)
 			out[(size_t) (b0 + b) * p->T + t] =
@@ -701,42 +716,74 @@ mmoe_model_scores(esmm_model *m, const esmm_batch *batch, float *out)
 
 /* ------------------------------------------------------------- backward */
 
-/* The weighted task losses of the logits p->z, a mean over the batch;
- * writes p->dz. */
+/* The weighted task losses of the logits p->z of the rows [b0, b1), each
+ * row weighted 1/B of the whole batch: returns their sum, writes p->dz. */
 static double
-mmoe_loss_backward(esmm_model *m, const esmm_batch *batch)
+mmoe_loss_rows(esmm_model *m, mmoe_parts *p, const esmm_batch *batch, int b0, int b1)
 {
 	const mmoe_arch *a = &m->mmoe;
-	mmoe_parts *p = m->mm;
-	const int	B = batch->B;
+	const int	n = b1 - b0;
 	double		loss = 0.0;
 
 	for (uint32_t t = 0; t < p->T; t++)
 	{
-		const float w = a->loss_weights[t] / (float) B;
+		const float w = a->loss_weights[t] / (float) batch->B;
 
-		for (int b = 0; b < B; b++)
-			p->y[b] = batch->labels[(size_t) b * p->T + t];
+		for (int b = 0; b < n; b++)
+			p->y[b] = batch->labels[(size_t) (b0 + b) * p->T + t];
 		if (a->task_type[t] == MMOE_TASK_REGRESSION)
-			loss += a->loss_weights[t] * esmm_mse(p->dz[t], p->z[t], p->y, B, w);
+			loss += a->loss_weights[t] * esmm_mse(p->dz[t], p->z[t], p->y, n, w);
 		else
-			loss += a->loss_weights[t] * esmm_bce_logits(p->dz[t], p->z[t], p->y, B, w);
+			loss += a->loss_weights[t] * esmm_bce_logits(p->dz[t], p->z[t], p->y, n, w);
 	}
-	return loss / B;
+	return loss;
 }
 
-double
-mmoe_forward_backward(esmm_model *m, const esmm_batch *batch, double *reg)
+/*
+ * Whether a training batch runs as row blocks: batch norm in training
+ * normalizes over the whole batch, so a model with it runs one block.
+ * Returns the number of blocks (ESMM_BLOCK_ROWS, as ESMM's: a function of
+ * B only) and sets *rows to the rows of each but the last.
+ */
+static int
+mmoe_train_blocks(const esmm_model *m, int B, int *rows)
+{
+	int			n = (B + ESMM_BLOCK_ROWS - 1) / ESMM_BLOCK_ROWS;
+
+	for (uint32_t l = 0; l < m->mmoe.expert.n_layers; l++)
+		if (m->mmoe.expert.layers[l].use_bn)
+			n = 1;
+	for (uint32_t t = 0; t < m->mmoe.n_tasks; t++)
+		for (uint32_t l = 0; l < m->mmoe.task[t].n_layers; l++)
+			if (m->mmoe.task[t].layers[l].use_bn)
+				n = 1;
+	if (n > ESMM_MAX_BLOCKS)
+		n = ESMM_MAX_BLOCKS;
+	if (n < 1)
+		n = 1;
+	*rows = (B + n - 1) / n;
+	return (B + *rows - 1) / *rows;
+}
+
+/*
+ * Forward, loss and backward of the rows [b0, b1) in p (m->mm, or a view
+ * of those rows): returns their summed loss.  The dense gradients go to
+ * grads (the tensor at offset o to grads[o - grad_base]); the input
+ * gradients stay in p's d_xe, d_xw, d_lin and d_fm for
+ * mmoe_input_backward.
+ */
+static double
+mmoe_block_forward_backward(esmm_model *m, mmoe_parts *p, const esmm_batch *batch, int b0,
+							int b1, uint64_t *rng, float *grads, size_t grad_base)
 {
 	const mmoe_arch *a = &m->mmoe;
-	mmoe_parts *p = m->mm;
-	const int	B = batch->B;
+	const int	B = b1 - b0;
 	const int	nw = (int) a->n_wide_inputs;
 	const int	De = (int) p->d_expert;
 	double		loss;
 
-	mmoe_forward_rows(m, p, batch, 0, B, 1);
-	loss = mmoe_loss_backward(m, batch);
+	mmoe_forward_rows(m, p, batch, b0, b1, 1, rng);
+	loss = mmoe_loss_rows(m, p, batch, b0, b1);
 
 	memset(p->d_xe, 0, (size_t) B * De * sizeof(float));
 	memset(p->d_xw, 0, (size_t) B * p->d_wide * sizeof(float));
@@ -746,13 +793,14 @@ mmoe_forward_backward(esmm_model *m, const esmm_batch *batch, double *reg)
 
 	for (int t = (int) p->T - 1; t >= 0; t--)
 	{
-		esmm_stack	s = task_stack(m, m->mm, (uint32_t) t);
+		esmm_stack	s = task_stack(m, p, (uint32_t) t);
 		uint32_t	g = a->share_gates ? 0 : (uint32_t) t;
 
+		s.grad_base = grad_base;
 		if (p->add_to_logits)
 			for (int b = 0; b < B; b++)
 				p->d_o[b] += p->dz[t][b];
-		esmm_stack_backward(&s, p->dx, p->dz[t], p->u[t], m->params, m->grads, B, p->sb, p->sc);
+		esmm_stack_backward(&s, p->dx, p->dz[t], p->u[t], m->params, grads, B, p->sb, p->sc);
 		/* dx [B, d_task]: the mixture's columns, then the cross's */
 		for (int b = 0; b < B; b++)
 			memcpy(p->d_h + (size_t) b * p->H, p->dx + (size_t) b * p->d_task,
@@ -763,41 +811,106 @@ mmoe_forward_backward(esmm_model *m, const esmm_batch *batch, double *reg)
 		esmm_mixture_backward(p->d_e, p->d_g, p->d_h, p->gate_p[g], p->e_out, B,
 							  (int) p->E, (int) p->H);
 		esmm_softmax_backward(p->d_g, p->d_g, p->gate_p[g], B, (int) p->E);
-		esmm_dense_backward(p->dx, m->grads + p->gate_W[g],
-							p->gate_b[g] != ESMM_NO_OFFSET ? m->grads + p->gate_b[g] : NULL,
+		esmm_dense_backward(p->dx, grads + (p->gate_W[g] - grad_base),
+							p->gate_b[g] != ESMM_NO_OFFSET ? grads + (p->gate_b[g] - grad_base) : NULL,
 							p->d_g, p->x_e, m->params + p->gate_W[g], B, De, (int) p->E);
 		add_columns(p->d_xe, p->dx, De, 0, De, B);
 	}
 	for (int k = (int) p->E - 1; k >= 0; k--)
 	{
-		esmm_stack	s = expert_stack(m, m->mm, (uint32_t) k);
+		esmm_stack	s = expert_stack(m, p, (uint32_t) k);
 
-		esmm_stack_backward(&s, p->dx, p->d_e[k], p->x_e, m->params, m->grads, B, p->sb, p->sc);
+		s.grad_base = grad_base;
+		esmm_stack_backward(&s, p->dx, p->d_e[k], p->x_e, m->params, grads, B, p->sb, p->sc);
 		add_columns(p->d_xe, p->dx, De, 0, De, B);
 	}
 
 	if (p->wide_scalar)
 	{
 		if (p->fm_k > 0)
-		{
 			esmm_fm_backward(p->d_fm, p->d_o, p->fm_e, B, nw, (int) p->fm_k);
-			model_input_backward(m, p->d_fm, nw * (int) p->fm_k, a->wide_inputs,
-								 a->n_wide_inputs, ESMM_TABLE_WIDE_FM, batch);
-		}
 		for (int b = 0; b < B; b++)
 		{
-			m->grads[p->wide_bias] += p->d_o[b];
+			grads[p->wide_bias - grad_base] += p->d_o[b];
 			for (int i = 0; i < nw; i++)
 				p->d_lin[(size_t) b * nw + i] = p->d_o[b];
 		}
+	}
+	return loss;
+}
+
+/* The input gradients of the whole batch, which the blocks left in
+ * m->mm's buffers in batch row order, into the tables. */
+static void
+mmoe_input_backward(esmm_model *m, const esmm_batch *batch)
+{
+	const mmoe_arch *a = &m->mmoe;
+	mmoe_parts *p = m->mm;
+	const int	nw = (int) a->n_wide_inputs;
+
+	if (p->wide_scalar)
+	{
+		if (p->fm_k > 0)
+			model_input_backward(m, p->d_fm, nw * (int) p->fm_k, a->wide_inputs,
+								 a->n_wide_inputs, ESMM_TABLE_WIDE_FM, batch);
 		model_input_backward(m, p->d_lin, nw, a->wide_inputs, a->n_wide_inputs,
 							 ESMM_TABLE_WIDE_LINEAR, batch);
 	}
 	if (p->need_wide_features)
 		model_input_backward(m, p->d_xw, (int) p->d_wide, a->wide_inputs, a->n_wide_inputs,
 							 ESMM_TABLE_MAIN, batch);
-	model_input_backward(m, p->d_xe, De, p->expert_inputs, p->n_expert_inputs,
+	model_input_backward(m, p->d_xe, (int) p->d_expert, p->expert_inputs, p->n_expert_inputs,
 						 ESMM_TABLE_MAIN, batch);
+}
+
+/*
+ * MMoE's forward and backward over a batch: row blocks on the OpenMP
+ * threads, each writing its own dense gradients, summed in block order
+ * (model_sum_block_grads), so the result is the same for any thread
+ * count; then the tables' gradients and the regularizers.  Returns the
+ * data loss, a mean over the batch, and the regularizers' in *reg.
+ */
+double
+mmoe_forward_backward(esmm_model *m, const esmm_batch *batch, double *reg)
+{
+	const mmoe_arch *a = &m->mmoe;
+	mmoe_parts *p = m->mm;
+	const int	B = batch->B;
+	double		loss = 0.0,
+				block_loss[ESMM_MAX_BLOCKS];
+	int			rows,
+				n_blocks = mmoe_train_blocks(m, B, &rows);
+
+	if (n_blocks == 1)
+		loss = mmoe_block_forward_backward(m, p, batch, 0, B, &m->dropout_rng, m->grads, 0);
+	else
+	{
+		const size_t dense = m->n_params - m->n_embedding;
+
+#pragma omp parallel for schedule(static)
+		for (int k = 0; k < n_blocks; k++)
+		{
+			/* a thread's view of its block's rows: ~80 kB of its stack */
+			mmoe_parts	view;
+			esmm_layer_acts expert_acts[MMOE_MAX_EXPERTS * ESMM_MAX_LAYERS];
+			int			b0 = k * rows,
+						b1 = b0 + rows < B ? b0 + rows : B;
+			/* a dropout stream per step and block: the same masks for any
+			 * thread count */
+			uint64_t	rng = esmm_tensor_stream(m->dropout_rng ^ m->step, (uint64_t) k + 1);
+			float	   *g = m->block_grads + (size_t) k * dense;
+
+			memset(g, 0, dense * sizeof(float));
+			mmoe_parts_rows(&view, expert_acts, m, (size_t) b0);
+			block_loss[k] = mmoe_block_forward_backward(m, &view, batch, b0, b1, &rng, g,
+														m->n_embedding);
+		}
+		for (int k = 0; k < n_blocks; k++)
+			loss += block_loss[k];
+		model_sum_block_grads(m, n_blocks);
+	}
+	mmoe_input_backward(m, batch);
+	loss /= B;
 
 	*reg = 0.0;
 	for (uint32_t k = 0; k < p->E; k++)

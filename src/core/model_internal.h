@@ -63,6 +63,11 @@ void		model_input_backward(esmm_model *m, const float *dx, int D,
  * loss. */
 double		model_embedding_touch(esmm_model *m, const esmm_batch *batch);
 
+/* Sums the dense gradients of a batch's n_blocks row blocks (block_grads)
+ * into m->grads' dense region, each element in block order whatever the
+ * thread count. */
+void		model_sum_block_grads(esmm_model *m, int n_blocks);
+
 /* ------------------------------------------------ from mmoe_model.c */
 
 /* Validates m->mmoe against m->schema. */

@@ -458,6 +458,22 @@ make_sim(sim_data *d, size_t n)
 	}
 }
 
+/* All of d's rows as one batch. */
+static esmm_batch
+sim_batch(const sim_data *d)
+{
+	esmm_batch	b;
+
+	memset(&b, 0, sizeof(b));
+	b.B = (int) d->ds.n_rows;
+	b.ids = d->chunk.ids;
+	b.nums = d->chunk.nums;
+	b.labels = d->chunk.labels;
+	b.multi_off = d->chunk.multi_off;
+	b.multi_ids = d->chunk.multi_ids;
+	return b;
+}
+
 static void
 free_sim(sim_data *d)
 {
@@ -609,13 +625,7 @@ test_predict_blocks(void)
 	out[1] = malloc(N * 3 * sizeof(float));
 	if ((m = new_mmoe(&s, &a, N, 0.0f)) == NULL || out[0] == NULL || out[1] == NULL)
 		goto done;
-	memset(&b, 0, sizeof(b));
-	b.B = N;
-	b.ids = d.chunk.ids;
-	b.nums = d.chunk.nums;
-	b.labels = d.chunk.labels;
-	b.multi_off = d.chunk.multi_off;
-	b.multi_ids = d.chunk.multi_ids;
+	b = sim_batch(&d);
 	for (int th = 0; th < 2; th++)
 	{
 		for (int i = 0; i < N * 3; i++)
@@ -644,6 +654,101 @@ done:
 	esmm_model_free(m);
 	free(out[0]);
 	free(out[1]);
+	free_sim(&d);
+}
+
+/* Rows [b0, b0 + n) of a batch of this file's layout as a batch. */
+static esmm_batch
+batch_rows(const esmm_batch *b, int b0, int n)
+{
+	esmm_batch	part = *b;
+
+	part.B = n;
+	part.ids = b->ids + b0 * 2;
+	part.nums = b->nums + b0 * 2;
+	part.labels = b->labels + b0 * 3;
+	part.multi_off = b->multi_off + b0;
+	return part;
+}
+
+/*
+ * Training in row blocks (a batch of more than ESMM_BLOCK_ROWS rows, no
+ * batch norm): the gradients have the same bits on one thread and on
+ * two, and they are the gradients of the whole batch: the row-weighted
+ * mean of those of its parts, each small enough to run as one block.
+ */
+static void
+test_train_blocks(void)
+{
+	enum
+	{
+		N = 2 * ESMM_BLOCK_ROWS + 7,
+		PART = 100
+	};
+	esmm_schema s;
+	mmoe_arch	a;
+	sim_data	d;
+	esmm_model *m;
+	esmm_batch	b;
+	float	   *g[2] = {NULL, NULL};
+	double	   *want = NULL,
+				loss[2],
+				loss_want = 0.0,
+				scale = 0.0,
+				diff = 0.0;
+
+	make_schema(&s, 3);
+	make_arch(&a, 3, 3, 0, MMOE_WIDE_FM);
+	a.expert.layers[0].use_bn = 0;
+	make_sim(&d, N);
+	if ((m = new_mmoe(&s, &a, N, 0.01f)) == NULL)
+	{
+		free_sim(&d);
+		return;
+	}
+	b = sim_batch(&d);
+	g[0] = malloc(m->n_params * sizeof(float));
+	g[1] = malloc(m->n_params * sizeof(float));
+	want = calloc(m->n_params, sizeof(double));
+	if (g[0] == NULL || g[1] == NULL || want == NULL)
+		goto done;
+	for (int th = 0; th < 2; th++)
+	{
+		omp_set_num_threads(th + 1);
+		esmm_model_forward_backward(m, &b, &loss[th]);
+		memcpy(g[th], m->grads, m->n_params * sizeof(float));
+	}
+	omp_set_num_threads(1);
+	CHECK(memcmp(g[0], g[1], m->n_params * sizeof(float)) == 0 && loss[0] == loss[1],
+		  "%d rows in blocks: the gradients differ between 1 and 2 threads", N);
+
+	/* each part's gradient has its own regularizers; weighted by its rows
+	 * they add up to the whole batch's once */
+	for (int b0 = 0; b0 < N; b0 += PART)
+	{
+		int			n = N - b0 < PART ? N - b0 : PART;
+		esmm_batch	part = batch_rows(&b, b0, n);
+		double		part_loss;
+
+		esmm_model_forward_backward(m, &part, &part_loss);
+		loss_want += part_loss * n / N;
+		for (size_t i = 0; i < m->n_params; i++)
+			want[i] += (double) m->grads[i] * n / N;
+	}
+	for (size_t i = 0; i < m->n_params; i++)
+	{
+		scale = fmax(scale, fabs(want[i]));
+		diff = fmax(diff, fabs(g[0][i] - want[i]));
+	}
+	CHECK(scale > 1e-4 && diff <= 1e-5 * scale,
+		  "the blocks' gradient is the batch's: max difference %g, largest gradient %g", diff, scale);
+	CHECK(fabs(loss[0] - loss_want) <= 1e-6 * fabs(loss_want),
+		  "the blocks' loss is the batch's: %.9g vs %.9g", loss[0], loss_want);
+done:
+	free(g[0]);
+	free(g[1]);
+	free(want);
+	esmm_model_free(m);
 	free_sim(&d);
 }
 
@@ -827,6 +932,7 @@ suite_mmoe(void)
 	test_training();
 	test_predict();
 	test_predict_blocks();
+	test_train_blocks();
 	test_format_round_trip();
 	test_validation();
 }
