@@ -25,6 +25,24 @@ SELECT esmm_fit('no_such_table', :'base');
 SELECT esmm_evaluate(t, NULL) FROM t;
 SELECT esmm_evaluate(t, esmm_export((SELECT model FROM m), 'ctr')) FROM t;
 SELECT esmm_evaluate(t, 'not a model') FROM t;
+-- a parallel worker cannot read a model stored out of line in a temporary
+-- table: the workers get the subquery's value as a TOAST pointer into it
+CREATE TEMP TABLE temp_m (model bytea);
+ALTER TABLE temp_m ALTER COLUMN model SET STORAGE EXTERNAL;
+INSERT INTO temp_m SELECT model FROM m;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET parallel_leader_participation = off;
+SET max_parallel_workers_per_gather = 2;
+SELECT esmm_evaluate(t, (SELECT model FROM temp_m)) FROM t;
+SELECT sum((esmm_predict((SELECT model FROM temp_m), t)).pctr) FROM t;
+SELECT esmm_evaluate(t, (SELECT model FROM m)) ? 'rows' AS from_a_regular_table FROM t;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET parallel_leader_participation;
+RESET max_parallel_workers_per_gather;
 -- a config must be given, and leave features
 SELECT esmm_train(t, NULL) FROM t;
 SELECT esmm_train(t, '{"ctr_label_name": "click", "cvr_label_name": "conv", "inputs": {"exclude": ["id", "a", "b", "x", "ts"]}}') FROM t;

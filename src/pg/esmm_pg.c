@@ -8,6 +8,9 @@
 #include <cblas.h>
 
 #include "common/jsonapi.h"
+#include "access/detoast.h"
+#include "access/parallel.h"
+#include "catalog/pg_class.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -94,6 +97,24 @@ esmm_threads_prepare(void)
 	}
 	omp_set_num_threads(n);
 	openblas_set_num_threads(n);
+}
+
+void
+esmm_check_worker_arg(Datum raw, const char *fn, const char *what)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(raw);
+
+	if (IsParallelWorker() && VARATT_IS_EXTERNAL_ONDISK(v))
+	{
+		struct varatt_external toast;
+
+		VARATT_EXTERNAL_GET_POINTER(toast, v);
+		if (get_rel_persistence(toast.va_toastrelid) == RELPERSISTENCE_TEMP)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("%s in a parallel worker cannot read its %s from a temporary table", fn, what),
+					 errhint("Keep the %s in a regular table, or SET max_parallel_workers_per_gather = 0.", what)));
+	}
 }
 
 void

@@ -22,6 +22,15 @@ extern int	esmm_model_cache_kb;	/* GUC esmm.model_cache */
  */
 void		esmm_threads_prepare(void);
 
+/*
+ * Call before detoasting argument raw (a model bytea or a config jsonb)
+ * of function fn.  In a parallel worker, a value stored out of line in a
+ * temporary table is an ERROR that says so: a subquery's result reaches
+ * the workers as a pointer into the leader's temporary table, which only
+ * the leader can read.
+ */
+void		esmm_check_worker_arg(Datum raw, const char *fn, const char *what);
+
 /* Raises ERROR for a failed core status (invalid model, out of memory,
  * divergence, ...), with the core's message. */
 void		esmm_report_status(const esmm_status *st) pg_attribute_noreturn();

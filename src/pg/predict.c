@@ -133,6 +133,7 @@ cached_model(FunctionCallInfo fcinfo, predict_cache *c, bool mmoe)
 	bytea	   *b = NULL;
 	esmm_model *m;
 
+	esmm_check_worker_arg(raw, mmoe ? "mmoe_predict" : "esmm_predict", "model");
 	if (!cache_hit(c, raw, &b))
 	{
 		if (b == NULL)

@@ -706,6 +706,7 @@ train_transition(FunctionCallInfo fcinfo, esmm_model_kind kind, const char *fn)
 	{
 		/* a parallel worker's config was parsed, with its notices, by the
 		 * leader's plan already */
+		esmm_check_worker_arg(PG_GETARG_DATUM(2), fn, "configuration");
 		s = train_state_new(aggcxt, PG_GETARG_JSONB_P(2), HeapTupleHeaderGetTypeId(tup),
 							HeapTupleHeaderGetTypMod(tup), kind, !IsParallelWorker(), NULL);
 		train_bind(s, tup);
@@ -1375,11 +1376,15 @@ esmm_evaluate_sfunc(PG_FUNCTION_ARGS)
 	tup = PG_GETARG_HEAPTUPLEHEADER(1);
 	if (s == NULL)
 	{
-		bytea	   *b = PG_GETARG_BYTEA_PP(2);
-		esmm_model_handle *mh = esmm_model_from_bytea(b, 1, CurrentMemoryContext, false);
-		esmm_model *m = mh->model;
+		bytea	   *b;
+		esmm_model_handle *mh;
+		esmm_model *m;
 		Jsonb	   *cfg;
 
+		esmm_check_worker_arg(PG_GETARG_DATUM(2), "esmm_evaluate", "model");
+		b = PG_GETARG_BYTEA_PP(2);
+		mh = esmm_model_from_bytea(b, 1, CurrentMemoryContext, false);
+		m = mh->model;
 		if (m->kind != ESMM_KIND_ESMM && m->kind != ESMM_KIND_MMOE)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
