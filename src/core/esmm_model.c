@@ -1336,17 +1336,16 @@ esmm_loss_backward(esmm_model *m, const esmm_batch *batch, int b0, int b1)
 		m->y_task[0][b] = batch->labels[(size_t) b * nl];
 		m->y_task[1][b] = nl > 1 ? batch->labels[(size_t) b * nl + 1] : 0.0f;
 	}
-	if (m->arch.loss == ESMM_LOSS_BCE)
+	if (m->arch.loss == ESMM_LOSS_BCE && both)
 	{
-		loss += m->arch.loss_weights[0] * esmm_bce_logits(d0, a, y0, n, w1);
-		if (both)
-		{
-			memset(d1, 0, (size_t) n * sizeof(float));
-			loss += m->arch.loss_weights[1] *
-				esmm_bce_product_logits(d0, d1, a, bl, y1, n, w2);
-		}
-		return loss;
+		double		loss_ctr = 0.0,
+					loss_ctcvr = 0.0;
+
+		esmm_ctr_ctcvr_loss(d0, d1, a, bl, y0, y1, n, w1, w2, &loss_ctr, &loss_ctcvr);
+		return m->arch.loss_weights[0] * loss_ctr + m->arch.loss_weights[1] * loss_ctcvr;
 	}
+	if (m->arch.loss == ESMM_LOSS_BCE)
+		return m->arch.loss_weights[0] * esmm_bce_logits(d0, a, y0, n, w1);
 
 	/* MSE on the probabilities, chained through the sigmoids */
 	for (int b = 0; b < n; b++)

@@ -654,6 +654,86 @@ esmm_bce_product_logits(float *da, float *db, const float *a,
 	return total;
 }
 
+/*
+ * log(1 + x) for x > -1 through logf, which glibc makes several times
+ * faster than log1pf: with u = 1 + x rounded, log(u) x / (u - 1) cancels
+ * the rounding of u (Goldberg's trick), within a few ulps.
+ */
+static inline float
+log1p_via_logf(float x)
+{
+	float		u = 1.0f + x;
+
+	return u == 1.0f ? x : logf(u) * x / (u - 1.0f);
+}
+
+/* Beyond this |logit|, e^-|logit| leaves float's normal range in the
+ * product's 1 - p: such rows take the double path. */
+#define ESMM_FAST_LOSS_MAX_LOGIT 30.0f
+
+void
+esmm_ctr_ctcvr_loss(float *da, float *db, const float *a, const float *b,
+					const float *y_click, const float *y_ctcvr, int B,
+					float w_ctr, float w_ctcvr, double *loss_ctr, double *loss_ctcvr)
+{
+	for (int r = 0; r < B; r++)
+	{
+		const float ar = a[r],
+					br = b[r],
+					y0 = y_click[r],
+					y1 = y_ctcvr[r];
+		float		ea,
+					eb,
+					la,
+					lb,
+					sa,
+					sna,
+					sb,
+					snb,
+					q,
+					g;
+
+		if (!(fabsf(ar) <= ESMM_FAST_LOSS_MAX_LOGIT && fabsf(br) <= ESMM_FAST_LOSS_MAX_LOGIT))
+		{
+			*loss_ctr += esmm_bce_logits(&da[r], &a[r], &y_click[r], 1, w_ctr);
+			db[r] = 0.0f;
+			*loss_ctcvr += esmm_bce_product_logits(&da[r], &db[r], &a[r], &b[r], &y_ctcvr[r], 1,
+												   w_ctcvr);
+			continue;
+		}
+		/* sigmoid(z) and sigmoid(-z) from e^-|z|, without cancellation */
+		ea = expf(-fabsf(ar));
+		eb = expf(-fabsf(br));
+		la = log1p_via_logf(ea);
+		lb = log1p_via_logf(eb);
+		sa = (ar >= 0.0f ? 1.0f : ea) / (1.0f + ea);
+		sna = (ar >= 0.0f ? ea : 1.0f) / (1.0f + ea);
+		sb = (br >= 0.0f ? 1.0f : eb) / (1.0f + eb);
+		snb = (br >= 0.0f ? eb : 1.0f) / (1.0f + eb);
+
+		/*
+		 * softplus(a) - y a = (1 - y) a + log1p(e^-a) for a >= 0, and
+		 * -y a + log1p(e^a) below; its gradient sigmoid(a) - y, as
+		 * (1 - y) - sigmoid(-a) for a >= 0.  Both forms keep their
+		 * digits where float's 12 + 6e-6 - 12 or 1 - tiny would not.
+		 */
+		*loss_ctr += (double) ((ar >= 0.0f ? (1.0f - y0) * ar : -y0 * ar) + la);
+		da[r] = (ar >= 0.0f ? (1.0f - y0) - sna : sa - y0) * w_ctr;
+
+		/*
+		 * p = sa sb, and 1 - p = sna + sa snb: a sum of two positive terms,
+		 * so log(1 - p) keeps its digits as p nears 1.  d log p / da =
+		 * sna; d log(1-p) / da = -p sna / (1-p).
+		 */
+		q = sna + sa * snb;
+		*loss_ctcvr -= (double) (y1 * (fminf(ar, 0.0f) - la + fminf(br, 0.0f) - lb) +
+								 (1.0f - y1) * (q > 0.5f ? log1p_via_logf(-sa * sb) : logf(q)));
+		g = (1.0f - y1) * (sa * sb / q) - y1;
+		da[r] += sna * g * w_ctcvr;
+		db[r] = snb * g * w_ctcvr;
+	}
+}
+
 double
 esmm_mse(float *dp, const float *p, const float *y, int B, float scale)
 {

@@ -185,6 +185,22 @@ double		esmm_bce_product_logits(float *da, float *db, const float *a,
 									const float *b, const float *y, int B,
 									float scale);
 
+/*
+ * ESMM's two losses at once, for training: BCE(click, sigmoid(a)) and
+ * BCE(ctcvr, sigmoid(a) sigmoid(b)), as esmm_bce_logits and
+ * esmm_bce_product_logits compute them, but in float with the
+ * exponentials shared (5 transcendentals a row, not 19 in double).  A row
+ * with a logit beyond +-30 goes through those two functions.  Adds the
+ * summed losses to *loss_ctr and *loss_ctcvr; writes
+ * da[b] = dL_ctr/da * w_ctr + dL_ctcvr/da * w_ctcvr and
+ * db[b] = dL_ctcvr/db * w_ctcvr.
+ * da[B]; db[B]; a[B]; b[B]; y_click[B]; y_ctcvr[B].
+ */
+void		esmm_ctr_ctcvr_loss(float *da, float *db, const float *a, const float *b,
+								const float *y_click, const float *y_ctcvr, int B,
+								float w_ctr, float w_ctcvr, double *loss_ctr,
+								double *loss_ctcvr);
+
 /* Mean squared error on a prediction: returns sum_b (p[b]-y[b])^2;
  * dp[b] = 2 (p[b]-y[b]) * scale.  dp[B] or NULL; p[B]; y[B]. */
 double		esmm_mse(float *dp, const float *p, const float *y, int B,

@@ -929,6 +929,73 @@ test_loss_grad(void)
 			   "mse of (3,0.5) vs (1,0)");
 }
 
+/*
+ * esmm_ctr_ctcvr_loss, the float training path, against its double twins
+ * esmm_bce_logits and esmm_bce_product_logits, row by row: logits over
+ * the fast path's range and beyond it (where it must take the double
+ * path, bit for bit), labels 0, 1 and soft.
+ */
+static void
+test_ctr_ctcvr_loss(void)
+{
+	enum
+	{
+		N = 400
+	};
+	float		a[N],
+				b[N],
+				y0[N],
+				y1[N];
+	static const float edges[] = {-1000, -40, -30.5f, -30, -12, 0, 12, 30, 30.5f, 40, 1000};
+	const int	ne = sizeof(edges) / sizeof(edges[0]);
+	double		worst_loss = 0.0,
+				worst_grad = 0.0;
+	int			exact_tails = 1,
+				finite = 1;
+
+	fill(a, N, -30, 30);
+	fill(b, N, -30, 30);
+	for (int i = 0; i < ne * ne; i++)
+	{
+		a[i] = edges[i / ne];
+		b[i] = edges[i % ne];
+	}
+	for (int i = 0; i < N; i++)
+	{
+		y0[i] = i % 3 == 2 ? 0.3f : (float) (i % 3);
+		y1[i] = y0[i] == 1.0f && i % 2 == 0 ? 1.0f : i % 7 == 3 ? 0.6f : 0.0f;
+	}
+	for (int i = 0; i < N; i++)
+	{
+		float		da = NAN,
+					db = NAN,
+					wa,
+					wb = 0.0f;
+		double		lc = 0.0,
+					lv = 0.0,
+					wc,
+					wv;
+
+		esmm_ctr_ctcvr_loss(&da, &db, &a[i], &b[i], &y0[i], &y1[i], 1, 0.5f, 0.25f, &lc, &lv);
+		wc = esmm_bce_logits(&wa, &a[i], &y0[i], 1, 0.5f);
+		wv = esmm_bce_product_logits(&wa, &wb, &a[i], &b[i], &y1[i], 1, 0.25f);
+		finite &= isfinite(lc) && isfinite(lv) && isfinite(da) && isfinite(db);
+		if (fabsf(a[i]) > 30.0f || fabsf(b[i]) > 30.0f)
+			exact_tails &= lc == wc && lv == wv && da == wa && db == wb;
+		else
+		{
+			worst_loss = fmax(worst_loss, fabs(lc - wc) / (1e-3 + fabs(wc)));
+			worst_loss = fmax(worst_loss, fabs(lv - wv) / (1e-3 + fabs(wv)));
+			worst_grad = fmax(worst_grad, fabs(da - wa) / (1e-6 + fabs(wa)));
+			worst_grad = fmax(worst_grad, fabs(db - wb) / (1e-6 + fabs(wb)));
+		}
+	}
+	CHECK(finite, "ctr_ctcvr_loss: every loss and gradient is finite");
+	CHECK(exact_tails, "ctr_ctcvr_loss: a logit beyond 30 takes the double path, bit for bit");
+	CHECK(worst_loss <= 1e-5, "ctr_ctcvr_loss: a row's losses within 1e-5 (relative) of double's: %g", worst_loss);
+	CHECK(worst_grad <= 1e-4, "ctr_ctcvr_loss: gradients within 1e-4 (relative) of double's: %g", worst_grad);
+}
+
 /* ------------------------------------------------------- 4. stability */
 
 /* sigmoid(z) and 1 - sigmoid(z) as long doubles, without cancellation */
@@ -1371,6 +1438,7 @@ suite_layers(void)
 	test_fm();
 	test_loss_grad();
 	test_loss_stability();
+	test_ctr_ctcvr_loss();
 	test_bn_stats();
 	test_dropout_stats();
 	test_rng();
