@@ -27,8 +27,8 @@
  * the calling thread: waking the pool costs more than the work. */
 #define ESMM_PARALLEL_MIN_ROWS 256
 /* The same for loops over parameters, which threads share in equal
- * ranges whose edges are multiples of ESMM_PARALLEL_ALIGN floats (64
- * bytes, a cache line), so that no two write one line. */
+ * ranges whose lengths are multiples of ESMM_PARALLEL_ALIGN floats (64
+ * bytes, a cache line). */
 #define ESMM_PARALLEL_MIN_FLOATS 8192
 #define ESMM_PARALLEL_ALIGN 16
 

@@ -852,9 +852,7 @@ esmm_model_train_begin(esmm_model *m, const esmm_optim_spec *optim,
 	/* dense gradients for as many row blocks as a batch of batch_size
 	 * rows is cut into (none when one block: it writes grads directly) */
 	m->block_grads = NULL;
-	max_blocks = (batch_size + ESMM_BLOCK_ROWS - 1) / ESMM_BLOCK_ROWS;
-	if (max_blocks > ESMM_MAX_BLOCKS)
-		max_blocks = ESMM_MAX_BLOCKS;
+	m->block_cap = max_blocks = model_row_blocks(batch_size);
 	if (max_blocks <= 1)
 		m->block_grads = model_alloc_floats(1);
 	else if (esmm_size_mul((size_t) max_blocks, m->n_params - m->n_embedding, &n_block))
@@ -1237,11 +1235,9 @@ towers_use_bn(const esmm_model *m)
 static int
 batch_blocks(const esmm_model *m, int B, int training, int *rows)
 {
-	int			n = (B + ESMM_BLOCK_ROWS - 1) / ESMM_BLOCK_ROWS;
+	int			n = model_row_blocks(B);
 
-	if (n > ESMM_MAX_BLOCKS)
-		n = ESMM_MAX_BLOCKS;
-	if (n < 1 || (training && towers_use_bn(m)))
+	if (training && towers_use_bn(m))
 		n = 1;
 	*rows = (B + n - 1) / n;
 	return (B + *rows - 1) / *rows;
@@ -1420,8 +1416,9 @@ param_chunks(size_t n)
 }
 
 /* Chunk k of n_chunks over n parameters: returns its first index, its
- * length in *len.  Edges fall on multiples of ESMM_PARALLEL_ALIGN floats,
- * so that no two threads write one cache line. */
+ * length in *len.  Edges fall on multiples of ESMM_PARALLEL_ALIGN floats
+ * from the first parameter, so that two threads share at most the cache
+ * line at an edge (the region itself need not start on a line). */
 static inline size_t
 param_chunk(long k, long n_chunks, size_t n, size_t *len)
 {
@@ -1569,7 +1566,7 @@ esmm_model_forward_backward(esmm_model *m, const esmm_batch *batch,
 
 	/* the loss needs pctr: a CVR-only model (an export) cannot train */
 	if ((m->kind != ESMM_KIND_MMOE && !m->has_tower[ESMM_TOWER_CTR]) ||
-		m->grads == NULL || B < 1 || B > m->max_B)
+		m->grads == NULL || B < 1 || B > m->max_B || model_row_blocks(B) > m->block_cap)
 		return NAN;
 	/* the dense region is small and always fully updated: clear it whole */
 	memset(m->grads + m->n_embedding, 0, dense * sizeof(float));

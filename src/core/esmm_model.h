@@ -84,10 +84,11 @@ typedef enum esmm_table_role
 #define ESMM_MAX_TABLES (3 * ESMM_MAX_FEATURES)
 
 /*
- * Row blocks.  An ESMM batch is cut into at most ESMM_MAX_BLOCKS blocks of
- * at least ESMM_BLOCK_ROWS rows; OpenMP threads take whole blocks, each
- * running the towers forward and backward with a single-threaded sgemm and
- * writing its own rows and its own dense gradients.  The cut depends on
+ * Row blocks.  An ESMM or MMoE batch is cut into at most ESMM_MAX_BLOCKS
+ * blocks of at least ESMM_BLOCK_ROWS rows (model_row_blocks); OpenMP
+ * threads take whole blocks, each running the towers (or the experts,
+ * gates and task towers) forward and backward with a single-threaded sgemm
+ * and writing its own rows and its own dense gradients.  The cut depends on
  * the batch size only, and the blocks' gradients are summed in block
  * order, so training gives the same bits for any thread count.
  */
@@ -179,8 +180,10 @@ typedef struct esmm_model
 								 * shared_input */
 	float	   *d_input[2];		/* [B, D] its gradient */
 	int			shared_input;	/* both towers read the same features */
-	float	   *block_grads;	/* [ESMM_MAX_BLOCKS, n_params - n_embedding]
+	float	   *block_grads;	/* [block_cap, n_params - n_embedding]
 								 * each row block's dense gradients */
+	int			block_cap;		/* row blocks block_grads holds: those of
+								 * a batch of the training batch size */
 	float	   *scratch[3];		/* [B, max(D, widths)] backward buffers */
 	int32_t    *col_ids;		/* [n_ids, B] the id columns, contiguous */
 	float	   *y_task[2];		/* [B] labels, contiguous */

@@ -674,12 +674,10 @@ static void
 mmoe_outputs(esmm_model *m, const esmm_batch *batch, float *out, int sigmoid_binary)
 {
 	const int	B = batch->B;
-	int			n_blocks = (B + ESMM_BLOCK_ROWS - 1) / ESMM_BLOCK_ROWS,
+	int			n_blocks = model_row_blocks(B),
 				rows,
 				own_stretch;
 
-	if (n_blocks > ESMM_MAX_BLOCKS)
-		n_blocks = ESMM_MAX_BLOCKS;
 	if (n_blocks <= 1)
 	{
 		mmoe_outputs_rows(m, m->mm, batch, 0, B, out, sigmoid_binary);
@@ -748,7 +746,7 @@ mmoe_loss_rows(esmm_model *m, mmoe_parts *p, const esmm_batch *batch, int b0, in
 static int
 mmoe_train_blocks(const esmm_model *m, int B, int *rows)
 {
-	int			n = (B + ESMM_BLOCK_ROWS - 1) / ESMM_BLOCK_ROWS;
+	int			n = model_row_blocks(B);
 
 	for (uint32_t l = 0; l < m->mmoe.expert.n_layers; l++)
 		if (m->mmoe.expert.layers[l].use_bn)
@@ -757,10 +755,6 @@ mmoe_train_blocks(const esmm_model *m, int B, int *rows)
 		for (uint32_t l = 0; l < m->mmoe.task[t].n_layers; l++)
 			if (m->mmoe.task[t].layers[l].use_bn)
 				n = 1;
-	if (n > ESMM_MAX_BLOCKS)
-		n = ESMM_MAX_BLOCKS;
-	if (n < 1)
-		n = 1;
 	*rows = (B + n - 1) / n;
 	return (B + *rows - 1) / *rows;
 }

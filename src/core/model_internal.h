@@ -63,6 +63,16 @@ void		model_input_backward(esmm_model *m, const float *dx, int D,
  * loss. */
 double		model_embedding_touch(esmm_model *m, const esmm_batch *batch);
 
+/* How many row blocks a batch of B rows is cut into: ESMM_BLOCK_ROWS
+ * rows or more each, at most ESMM_MAX_BLOCKS, a function of B only. */
+static inline int
+model_row_blocks(int B)
+{
+	int			n = (B + ESMM_BLOCK_ROWS - 1) / ESMM_BLOCK_ROWS;
+
+	return n < 1 ? 1 : n > ESMM_MAX_BLOCKS ? ESMM_MAX_BLOCKS : n;
+}
+
 /* Sums the dense gradients of a batch's n_blocks row blocks (block_grads)
  * into m->grads' dense region, each element in block order whatever the
  * thread count. */

@@ -67,7 +67,7 @@ cache_get(FunctionCallInfo fcinfo)
 }
 
 static bool
-cache_hit(const predict_cache *c, Datum raw, bytea **detoasted)
+cache_hit(const predict_cache *c, Datum raw, const char *fn, bytea **detoasted)
 {
 	struct varlena *v = (struct varlena *) DatumGetPointer(raw);
 	bytea	   *b;
@@ -84,6 +84,7 @@ cache_hit(const predict_cache *c, Datum raw, bytea **detoasted)
 			toast.va_toastrelid == c->toast.va_toastrelid)
 			return true;
 	}
+	esmm_check_worker_arg(raw, fn, "model");
 	b = *detoasted = (bytea *) PG_DETOAST_DATUM_PACKED(raw);
 	return c->valid && !c->key_is_toast && VARSIZE_ANY_EXHDR(b) == c->key_len &&
 		memcmp(VARDATA_ANY(b), c->key_copy, c->key_len) == 0;
@@ -133,8 +134,7 @@ cached_model(FunctionCallInfo fcinfo, predict_cache *c, bool mmoe)
 	bytea	   *b = NULL;
 	esmm_model *m;
 
-	esmm_check_worker_arg(raw, mmoe ? "mmoe_predict" : "esmm_predict", "model");
-	if (!cache_hit(c, raw, &b))
+	if (!cache_hit(c, raw, mmoe ? "mmoe_predict" : "esmm_predict", &b))
 	{
 		if (b == NULL)
 			b = (bytea *) PG_DETOAST_DATUM_PACKED(raw);

@@ -614,28 +614,33 @@ test_predict_blocks(void)
 	sim_data	d;
 	esmm_model *m;
 	esmm_batch	b;
-	float	   *out[2],
+	float	   *out[3],
 				one[3];
 	int			in_range = 1;
+	/* 8 threads cannot each have their own stretch of N rows: the blocks
+	 * then run in their batch rows' places */
+	static const int threads[3] = {1, 2, 8};
 
 	make_schema(&s, 3);
 	make_arch(&a, 3, 3, 0, MMOE_WIDE_FM);
 	make_sim(&d, N);
-	out[0] = malloc(N * 3 * sizeof(float));
-	out[1] = malloc(N * 3 * sizeof(float));
-	if ((m = new_mmoe(&s, &a, N, 0.0f)) == NULL || out[0] == NULL || out[1] == NULL)
+	for (int i = 0; i < 3; i++)
+		out[i] = malloc(N * 3 * sizeof(float));
+	if ((m = new_mmoe(&s, &a, N, 0.0f)) == NULL || out[0] == NULL || out[1] == NULL ||
+		out[2] == NULL)
 		goto done;
 	b = sim_batch(&d);
-	for (int th = 0; th < 2; th++)
+	for (int i = 0; i < 3; i++)
 	{
-		for (int i = 0; i < N * 3; i++)
-			out[th][i] = NAN;
-		omp_set_num_threads(th + 1);
-		mmoe_model_predict(m, &b, out[th]);
+		for (int j = 0; j < N * 3; j++)
+			out[i][j] = NAN;
+		omp_set_num_threads(threads[i]);
+		mmoe_model_predict(m, &b, out[i]);
 	}
 	omp_set_num_threads(1);
-	CHECK(memcmp(out[0], out[1], N * 3 * sizeof(float)) == 0,
-		  "%d rows in blocks: the scores differ between 1 and 2 threads", N);
+	for (int i = 1; i < 3; i++)
+		CHECK(memcmp(out[0], out[i], N * 3 * sizeof(float)) == 0,
+			  "%d rows in blocks: the scores differ between 1 and %d threads", N, threads[i]);
 	for (int r = 0; r < N; r++)
 		for (int t = 0; t < 3; t++)
 			in_range &= t == 1 ? isfinite(out[0][r * 3 + t]) :
@@ -652,8 +657,8 @@ test_predict_blocks(void)
 	}
 done:
 	esmm_model_free(m);
-	free(out[0]);
-	free(out[1]);
+	for (int i = 0; i < 3; i++)
+		free(out[i]);
 	free_sim(&d);
 }
 
@@ -669,6 +674,22 @@ batch_rows(const esmm_batch *b, int b0, int n)
 	part.labels = b->labels + b0 * 3;
 	part.multi_off = b->multi_off + b0;
 	return part;
+}
+
+/* forward_backward of batch b on one thread, then on two: each's
+ * gradients in g[0] and g[1], its data loss in loss[0] and loss[1];
+ * returns whether they have the same bits. */
+static int
+same_on_1_and_2_threads(esmm_model *m, const esmm_batch *b, float *g[2], double loss[2])
+{
+	for (int th = 0; th < 2; th++)
+	{
+		omp_set_num_threads(th + 1);
+		esmm_model_forward_backward(m, b, &loss[th]);
+		memcpy(g[th], m->grads, m->n_params * sizeof(float));
+	}
+	omp_set_num_threads(1);
+	return memcmp(g[0], g[1], m->n_params * sizeof(float)) == 0 && loss[0] == loss[1];
 }
 
 /*
@@ -712,14 +733,7 @@ test_train_blocks(void)
 	want = calloc(m->n_params, sizeof(double));
 	if (g[0] == NULL || g[1] == NULL || want == NULL)
 		goto done;
-	for (int th = 0; th < 2; th++)
-	{
-		omp_set_num_threads(th + 1);
-		esmm_model_forward_backward(m, &b, &loss[th]);
-		memcpy(g[th], m->grads, m->n_params * sizeof(float));
-	}
-	omp_set_num_threads(1);
-	CHECK(memcmp(g[0], g[1], m->n_params * sizeof(float)) == 0 && loss[0] == loss[1],
+	CHECK(same_on_1_and_2_threads(m, &b, g, loss),
 		  "%d rows in blocks: the gradients differ between 1 and 2 threads", N);
 
 	/* each part's gradient has its own regularizers; weighted by its rows
@@ -744,6 +758,16 @@ test_train_blocks(void)
 		  "the blocks' gradient is the batch's: max difference %g, largest gradient %g", diff, scale);
 	CHECK(fabs(loss[0] - loss_want) <= 1e-6 * fabs(loss_want),
 		  "the blocks' loss is the batch's: %.9g vs %.9g", loss[0], loss_want);
+
+	/* with dropout, each block draws its own masks: the same for any
+	 * thread count */
+	esmm_model_free(m);
+	a.expert.layers[1].dropout = 0.3f;
+	a.task[0].layers[0].dropout = 0.2f;
+	if ((m = new_mmoe(&s, &a, N, 0.01f)) == NULL)
+		goto done;
+	CHECK(same_on_1_and_2_threads(m, &b, g, loss),
+		  "%d rows in blocks, with dropout: the gradients differ between 1 and 2 threads", N);
 done:
 	free(g[0]);
 	free(g[1]);
