@@ -1619,7 +1619,13 @@ esmm_model_step(esmm_model *m)
 
 			esmm_optim_apply(&c, m->params + i0, m->grads + i0, m->m1 + i0, m->m2 + i0, n);
 		}
-#pragma omp for schedule(static)
+		/*
+		 * Dynamic: the list starts with the largest table's rows, each
+		 * a cold miss, then the small tables' cached ones, so equal
+		 * static halves left one of two threads twice the other's Adam
+		 * time (perf samples per thread, 6.6% against 4.1%)
+		 */
+#pragma omp for schedule(dynamic, 32)
 		for (long i = 0; i < n_touched; i++)
 		{
 			size_t		dim = m->table[m->touched_table[i]].dim;
