@@ -99,8 +99,9 @@ typedef struct esmm_row_key
 } esmm_row_key;
 
 /*
- * Fills order[n_rows] with the rows sorted by their contents (ids, the
- * bits of the floats, labels, array ids), which is the same whatever
+ * Fills order[n_rows] with the rows sorted by a 64-bit hash of their
+ * contents (esmm_dataset_row_key), then by the contents themselves (ids,
+ * the bits of the floats, labels, array ids), which is the same whatever
  * order the rows were appended in: rows that compare equal are equal.
  * scratch[2 * n_rows] is scratch.  Reads the stored rows (ds->order is
  * ignored).  The keys, and the merges within long runs of equal keys, run
@@ -110,9 +111,12 @@ typedef struct esmm_row_key
 void		esmm_dataset_canonical_order(const esmm_dataset *ds, uint32_t *order,
 										 esmm_row_key *scratch);
 
-/* <0, 0, >0 as stored row a sorts before, with, after stored row b in the
- * canonical order, by their contents alone (the sort's keys are a
- * shortcut to the same answer). */
+/* The canonical order's key of stored row r: a 64-bit hash of its ids,
+ * float bits, labels and array ids (with their counts). */
+uint64_t	esmm_dataset_row_key(const esmm_dataset *ds, uint32_t r);
+
+/* <0, 0, >0 as stored row a's contents sort before, with, after stored
+ * row b's: the canonical order's tie-break among equal keys. */
 int			esmm_dataset_row_compare(const esmm_dataset *ds, uint32_t a, uint32_t b);
 
 /*

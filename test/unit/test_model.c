@@ -2285,8 +2285,9 @@ scaling_model(uint64_t seed, int batch)
 	return m;
 }
 
-/* The naive twin of the canonical order: qsort by the rows' contents,
- * ties by stored position, which is what a stable sort leaves. */
+/* The naive twin of the canonical order: qsort by the rows' keys, then
+ * their contents, ties by stored position, which is what a stable sort
+ * leaves. */
 static const esmm_dataset *twin_ds;
 
 static int
@@ -2294,24 +2295,50 @@ twin_compare(const void *pa, const void *pb)
 {
 	uint32_t	a = *(const uint32_t *) pa,
 				b = *(const uint32_t *) pb;
+	uint64_t	ka = esmm_dataset_row_key(twin_ds, a),
+				kb = esmm_dataset_row_key(twin_ds, b);
 	int			c = esmm_dataset_row_compare(twin_ds, a, b);
 
+	if (ka != kb)
+		return ka < kb ? -1 : 1;
 	return c != 0 ? c : (a > b) - (a < b);
 }
 
 /*
+ * Rows of make_training_data made into 24 distinct rows repeated (ad and
+ * user from the row number, a NULL price every fifth row, no tags), so
+ * that equal keys come in runs.
+ */
+static void
+repeat_rows(test_data *d)
+{
+	esmm_chunk *c = &d->chunks[0];
+
+	for (size_t r = 0; r < d->ds.n_rows; r++)
+	{
+		c->ids[r * 2] = (int32_t) (r % 3);
+		c->ids[r * 2 + 1] = (int32_t) (r % 2);
+		c->nums[r] = r % 5 == 0 ? NAN : 1.0f;
+		c->labels[r * 2] = (float) (r % 7 == 0);
+		c->labels[r * 2 + 1] = 0.0f;
+		c->multi_off[r + 1] = 0;
+	}
+}
+
+/*
  * The canonical order (a radix sort on the keys, then each run of equal
- * keys sorted by contents) is the naive twin's order exactly, on one
- * thread and on two, with 42 distinct keys and identical rows: 200 rows
- * make short runs (insertion sort), 2,000 runs of about 50 (merged on the
- * calling thread), 16,000 runs long enough for the merges to go parallel.
+ * keys sorted by contents, stably) is the naive twin's order exactly, on
+ * one thread and on two: on the training data (few identical rows), and
+ * on 24 distinct rows repeated, where 200 rows make short runs (insertion
+ * sort), 2,000 runs of about 80 (merged on the calling thread), 16,000
+ * runs long enough for the merges to go parallel.
  */
 static void
 test_canonical_order_twin(void)
 {
-	static const size_t sizes[3] = {200, 2000, 16000};
+	static const size_t sizes[4] = {2000, 200, 2000, 16000};
 
-	for (int z = 0; z < 3; z++)
+	for (int z = 0; z < 4; z++)
 	{
 		const size_t n = sizes[z];
 		test_data	d;
@@ -2321,6 +2348,8 @@ test_canonical_order_twin(void)
 		size_t		identical = 0;
 
 		make_training_data(&d, n);
+		if (z > 0)
+			repeat_rows(&d);
 		for (size_t i = 0; i < n; i++)
 			twin[i] = (uint32_t) i;
 		twin_ds = &d.ds;
@@ -2362,7 +2391,8 @@ test_scaling_out(void)
 	size_t		n = 300,
 				same = 0,
 				sorted = 0,
-				ties = 0;
+				ties = 0,
+				identical = 0;
 	esmm_model *m[2];
 	esmm_train_spec ts;
 	esmm_status st;
@@ -2375,17 +2405,21 @@ test_scaling_out(void)
 	scratch = malloc(2 * n * sizeof(esmm_row_key));
 	esmm_dataset_canonical_order(&r.ds, order[1], scratch);
 	esmm_dataset_canonical_order(&d.ds, order[0], scratch);
-	/* the sort's keys are a shortcut only: the order is sorted by the
-	 * rows' contents alone, also where the keys (the first 8 bytes) tie */
+	/* sorted by key, then by contents; keys tie only for identical rows
+	 * (the data has some) */
 	for (size_t i = 0; i + 1 < n; i++)
 	{
-		const esmm_chunk *c = d.ds.chunks;
+		uint64_t	k0 = esmm_dataset_row_key(&d.ds, order[0][i]),
+					k1 = esmm_dataset_row_key(&d.ds, order[0][i + 1]);
+		int			c = esmm_dataset_row_compare(&d.ds, order[0][i], order[0][i + 1]);
 
-		sorted += esmm_dataset_row_compare(&d.ds, order[0][i], order[0][i + 1]) <= 0;
-		ties += memcmp(c->ids + order[0][i] * d.ds.n_ids, c->ids + order[0][i + 1] * d.ds.n_ids, 8) == 0;
+		sorted += k0 < k1 || (k0 == k1 && c <= 0);
+		ties += k0 == k1;
+		identical += c == 0;
 	}
-	CHECK(sorted == n - 1, "canonical order: %zu of %zu neighbours in order by contents alone", sorted, n - 1);
-	CHECK(ties > 0 && ties < n - 1, "canonical order: %zu neighbours tie on their keys, the others not", ties);
+	CHECK(sorted == n - 1, "canonical order: %zu of %zu neighbours in order by key, then contents", sorted, n - 1);
+	CHECK(ties > 0 && ties == identical, "canonical order: %zu neighbours tie on their keys, %zu are identical rows",
+		  ties, identical);
 	free(scratch);
 	d.ds.order = order[0];
 	r.ds.order = order[1];
