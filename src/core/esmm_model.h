@@ -270,7 +270,9 @@ esmm_code	esmm_model_train_begin(esmm_model *m, const esmm_optim_spec *optim,
  * (batch norm on batch statistics, dropout), loss, and backward into
  * grads, including the L1/L2 terms.  Returns the whole objective
  * (weighted data loss + regularization) averaged over the batch, and the
- * data loss alone in *data_loss when not NULL.
+ * data loss alone in *data_loss when not NULL; NaN when the model cannot
+ * take the batch (no training state, an empty batch, or more rows than
+ * esmm_model_train_begin's batch size made room for).
  */
 double		esmm_model_forward_backward(esmm_model *m, const esmm_batch *batch,
 										double *data_loss);
