@@ -69,7 +69,7 @@ hash_words(uint64_t h, const void *w, size_t n)
 /*
  * A hash rather than the row's first bytes: data whose leading columns
  * repeat (an hour, a device, a census code) tied in long runs on its
- * first 8 bytes, and each run was sorted by full comparisons (5% of an
+ * first 8 bytes, and each run was sorted by full comparisons (3.5% of an
  * mmoe_train on census).  Equal keys are now identical rows, bar a 2^-64
  * chance, and the contents still break any tie.
  */
