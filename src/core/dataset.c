@@ -91,11 +91,8 @@ esmm_dataset_row_key(const esmm_dataset *ds, uint32_t r)
 		h = hash_words(h, &count, 1);
 		h = hash_words(h, c->multi_ids + off[0], count);
 	}
-	/* splitmix64's finalizer: every input bit reaches the top byte,
-	 * which the radix sort's last pass reads */
-	h = (h ^ (h >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-	h = (h ^ (h >> 27)) * UINT64_C(0x94D049BB133111EB);
-	return h ^ (h >> 31);
+	/* every input bit reaches the high half, which the radix sort reads */
+	return esmm_mix64(h);
 }
 
 /* Whether item b sorts before item a: by key, then by contents. */

@@ -118,6 +118,16 @@ esmm_copy_ids(int32_t *dst, const int32_t *src, size_t n)
 		dst[i] = src[i];
 }
 
+/* splitmix64's finalizer: every bit of z reaches every bit of the
+ * result.  esmm_rng_next's output and the canonical order's row keys. */
+static inline uint64_t
+esmm_mix64(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+	return z ^ (z >> 31);
+}
+
 /*
  * The elementwise kernels (the optimizer step, activations, embedding
  * scatter, bias sums) get an AVX2 copy beside the baseline SSE2 one, and

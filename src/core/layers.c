@@ -755,11 +755,7 @@ esmm_mse(float *dp, const float *p, const float *y, int B, float scale)
 uint64_t
 esmm_rng_next(uint64_t *state)
 {
-	uint64_t	z = (*state += UINT64_C(0x9E3779B97F4A7C15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-	return z ^ (z >> 31);
+	return esmm_mix64(*state += UINT64_C(0x9E3779B97F4A7C15));
 }
 
 /* 24 bits: every value is exact in a float, and the largest is below 1 */
