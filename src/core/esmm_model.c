@@ -1235,12 +1235,7 @@ towers_use_bn(const esmm_model *m)
 static int
 batch_blocks(const esmm_model *m, int B, int training, int *rows)
 {
-	int			n = model_row_blocks(B);
-
-	if (training && towers_use_bn(m))
-		n = 1;
-	*rows = (B + n - 1) / n;
-	return (B + *rows - 1) / *rows;
+	return model_cut_blocks(B, training && towers_use_bn(m) ? 1 : model_row_blocks(B), rows);
 }
 
 /*
@@ -1402,16 +1397,15 @@ esmm_block_forward_backward(esmm_model *m, const esmm_batch *batch, int k, int b
 }
 
 /*
- * How many chunks a loop over n parameters cuts them into: one per thread
+ * How many chunks a loop over parameters cuts them into: one per thread
  * of the team, so that each thread has an equal share (chunks of a fixed
  * size gave one of two threads two chunks of the bench model's three).
  * Every loop over chunks is elementwise or sums in a fixed order, so the
  * cut never changes a result.
  */
 static inline long
-param_chunks(size_t n)
+param_chunks(void)
 {
-	(void) n;
 	return esmm_threads_max();
 }
 
@@ -1439,7 +1433,7 @@ model_sum_block_grads(esmm_model *m, int n_blocks)
 {
 	const size_t dense = m->n_params - m->n_embedding;
 	float	   *g = m->grads + m->n_embedding;
-	const long	n_chunks = param_chunks(dense);
+	const long	n_chunks = param_chunks();
 
 	/* each element is ((0 + block 0) + block 1) + ..., in block order
 	 * whatever the thread count; a chunk at a time, block by block, so
@@ -1602,7 +1596,7 @@ esmm_model_step(esmm_model *m)
 	size_t		dense = m->n_params - m->n_embedding;
 	esmm_optim_coef c;
 	const long	n_touched = (long) m->n_touched;
-	const long	n_chunks = param_chunks(dense);
+	const long	n_chunks = param_chunks();
 
 	m->step++;
 	esmm_optim_begin(&c, &m->optim, m->step);

@@ -594,18 +594,28 @@ sigmoidf(float z)
 	return 1.0f / (1.0f + expf(-z));
 }
 
-/*
- * A view v of m->mm for the workspace rows from w0 on: the same layers,
- * every buffer moved down w0 rows, the experts' activations in
- * expert_acts [E * expert layers].  Views of disjoint rows run on
- * separate threads.
- */
-static void
-mmoe_parts_rows(mmoe_parts *v, esmm_layer_acts *expert_acts, const esmm_model *m, size_t w0)
+/* A thread's view of some rows of the workspace, on its stack (~80 kB):
+ * m->mm's parts moved down to those rows, with the experts' activations. */
+typedef struct mmoe_rows_view
 {
-	mmoe_parts *p = m->mm;
+	mmoe_parts	parts;
+	esmm_layer_acts expert_acts[MMOE_MAX_EXPERTS * ESMM_MAX_LAYERS];
+} mmoe_rows_view;
+
+/*
+ * Fills view with m->mm for the workspace rows from w0 on: the same
+ * layers, every buffer moved down w0 rows.  Views of disjoint rows run on
+ * separate threads.  Returns the view's parts.
+ */
+static mmoe_parts *
+mmoe_parts_rows(mmoe_rows_view *view, const esmm_model *m, size_t w0)
+{
+	mmoe_parts *p = m->mm,
+			   *v = &view->parts;
+	esmm_layer_acts *expert_acts = view->expert_acts;
 	const size_t nw = p->wide_scalar ? m->mmoe.n_wide_inputs : 0;
 	const size_t L = m->mmoe.expert.n_layers;
+	const size_t W = max_width(m);
 
 	*v = *p;
 	v->x_e = p->x_e + w0 * p->d_expert;
@@ -644,9 +654,10 @@ mmoe_parts_rows(mmoe_parts *v, esmm_layer_acts *expert_acts, const esmm_model *m
 	v->d_o = p->d_o + w0;
 	v->d_lin = p->d_lin + w0 * nw;
 	v->d_fm = p->d_fm + w0 * nw * p->fm_k;
-	v->dx = p->dx + w0 * max_width(m);
-	v->sb = p->sb + w0 * max_width(m);
-	v->sc = p->sc + w0 * max_width(m);
+	v->dx = p->dx + w0 * W;
+	v->sb = p->sb + w0 * W;
+	v->sc = p->sc + w0 * W;
+	return v;
 }
 
 /* Writes out rows [b0, b1) of [B, T]: the logits of p's forward pass,
@@ -683,20 +694,18 @@ mmoe_outputs(esmm_model *m, const esmm_batch *batch, float *out, int sigmoid_bin
 		mmoe_outputs_rows(m, m->mm, batch, 0, B, out, sigmoid_binary);
 		return;
 	}
-	rows = (B + n_blocks - 1) / n_blocks;
-	n_blocks = (B + rows - 1) / rows;
+	n_blocks = model_cut_blocks(B, n_blocks, &rows);
 	own_stretch = (size_t) esmm_threads_max() * rows <= (size_t) m->max_B;
 #pragma omp parallel for schedule(dynamic, 1)
 	for (int k = 0; k < n_blocks; k++)
 	{
-		/* a thread's own view: ~80 kB of its stack */
-		mmoe_parts	view;
-		esmm_layer_acts expert_acts[MMOE_MAX_EXPERTS * ESMM_MAX_LAYERS];
+		mmoe_rows_view view;
 		int			b0 = k * rows,
 					b1 = b0 + rows < B ? b0 + rows : B;
+		mmoe_parts *p = mmoe_parts_rows(&view, m,
+										(size_t) (own_stretch ? esmm_thread_num() * rows : b0));
 
-		mmoe_parts_rows(&view, expert_acts, m, (size_t) (own_stretch ? esmm_thread_num() * rows : b0));
-		mmoe_outputs_rows(m, &view, batch, b0, b1, out, sigmoid_binary);
+		mmoe_outputs_rows(m, p, batch, b0, b1, out, sigmoid_binary);
 	}
 }
 
@@ -755,8 +764,7 @@ mmoe_train_blocks(const esmm_model *m, int B, int *rows)
 		for (uint32_t l = 0; l < m->mmoe.task[t].n_layers; l++)
 			if (m->mmoe.task[t].layers[l].use_bn)
 				n = 1;
-	*rows = (B + n - 1) / n;
-	return (B + *rows - 1) / *rows;
+	return model_cut_blocks(B, n, rows);
 }
 
 /*
@@ -884,9 +892,7 @@ mmoe_forward_backward(esmm_model *m, const esmm_batch *batch, double *reg)
 #pragma omp parallel for schedule(static)
 		for (int k = 0; k < n_blocks; k++)
 		{
-			/* a thread's view of its block's rows: ~80 kB of its stack */
-			mmoe_parts	view;
-			esmm_layer_acts expert_acts[MMOE_MAX_EXPERTS * ESMM_MAX_LAYERS];
+			mmoe_rows_view view;
 			int			b0 = k * rows,
 						b1 = b0 + rows < B ? b0 + rows : B;
 			/* a dropout stream per step and block: the same masks for any
@@ -895,9 +901,8 @@ mmoe_forward_backward(esmm_model *m, const esmm_batch *batch, double *reg)
 			float	   *g = m->block_grads + (size_t) k * dense;
 
 			memset(g, 0, dense * sizeof(float));
-			mmoe_parts_rows(&view, expert_acts, m, (size_t) b0);
-			block_loss[k] = mmoe_block_forward_backward(m, &view, batch, b0, b1, &rng, g,
-														m->n_embedding);
+			block_loss[k] = mmoe_block_forward_backward(m, mmoe_parts_rows(&view, m, (size_t) b0),
+														batch, b0, b1, &rng, g, m->n_embedding);
 		}
 		for (int k = 0; k < n_blocks; k++)
 			loss += block_loss[k];

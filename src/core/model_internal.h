@@ -73,6 +73,15 @@ model_row_blocks(int B)
 	return n < 1 ? 1 : n > ESMM_MAX_BLOCKS ? ESMM_MAX_BLOCKS : n;
 }
 
+/* Cuts B rows into at most n blocks of equal size: sets *rows to the rows
+ * of each but the last and returns how many blocks that makes. */
+static inline int
+model_cut_blocks(int B, int n, int *rows)
+{
+	*rows = (B + n - 1) / n;
+	return (B + *rows - 1) / *rows;
+}
+
 /* Sums the dense gradients of a batch's n_blocks row blocks (block_grads)
  * into m->grads' dense region, each element in block order whatever the
  * thread count. */
