@@ -152,19 +152,19 @@ make_batch(hand_batch *hb, uint32_t n_labels)
 	hb->b.multi_ids = hb->multi_ids;
 }
 
-/* Row r of a batch of this file's layout (ids ad and user, numbers price
- * and age, three labels, the tags array) as a batch of one row. */
+/* Rows [b0, b0 + n) of a batch of this file's layout (ids ad and user,
+ * numbers price and age, three labels, the tags array) as a batch. */
 static esmm_batch
-batch_row(const esmm_batch *b, int r)
+batch_rows(const esmm_batch *b, int b0, int n)
 {
-	esmm_batch	one = *b;
+	esmm_batch	part = *b;
 
-	one.B = 1;
-	one.ids = b->ids + r * 2;
-	one.nums = b->nums + r * 2;
-	one.labels = b->labels + r * 3;
-	one.multi_off = b->multi_off + r;
-	return one;
+	part.B = n;
+	part.ids = b->ids + b0 * 2;
+	part.nums = b->nums + b0 * 2;
+	part.labels = b->labels + b0 * 3;
+	part.multi_off = b->multi_off + b0;
+	return part;
 }
 
 static esmm_model *
@@ -588,7 +588,7 @@ test_predict(void)
 	m->mmoe.task_output_sigmoid = 1;
 	for (int b = 0; b < HB_ROWS; b++)
 	{
-		esmm_batch	single = batch_row(&hb.b, b);
+		esmm_batch	single = batch_rows(&hb.b, b, 1);
 
 		mmoe_model_predict(m, &single, one);
 		for (int t = 0; t < 3; t++)
@@ -648,7 +648,7 @@ test_predict_blocks(void)
 	CHECK(in_range, "every score is finite, and a probability for the binary tasks");
 	for (int r = 0; r < N; r += 29)
 	{
-		esmm_batch	single = batch_row(&b, r);
+		esmm_batch	single = batch_rows(&b, r, 1);
 
 		mmoe_model_predict(m, &single, one);
 		for (int t = 0; t < 3; t++)
@@ -660,20 +660,6 @@ done:
 	for (int i = 0; i < 3; i++)
 		free(out[i]);
 	free_sim(&d);
-}
-
-/* Rows [b0, b0 + n) of a batch of this file's layout as a batch. */
-static esmm_batch
-batch_rows(const esmm_batch *b, int b0, int n)
-{
-	esmm_batch	part = *b;
-
-	part.B = n;
-	part.ids = b->ids + b0 * 2;
-	part.nums = b->nums + b0 * 2;
-	part.labels = b->labels + b0 * 3;
-	part.multi_off = b->multi_off + b0;
-	return part;
 }
 
 /* forward_backward of batch b on one thread, then on two: each's
