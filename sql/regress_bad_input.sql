@@ -120,7 +120,7 @@ SELECT esmm_predict_table((SELECT model FROM m), 't', 'nokey', 'out_nokey');
 -- memory: a model over esmm.max_memory, or over the 1 GB bytea limit, is
 -- an ERROR before allocating, with the size; in mode memory so are the rows
 -- (mode auto streams instead), and the held-out rows in streaming
-\set small '{"ctr_label_name": "click", "cvr_label_name": "conv", "inputs": {"defs": [{"name": "a", "vocab_size": 5}, {"name": "b", "hash_buckets": 10}, {"name": "x"}]}, "model_args": {"ctr_dnn_units": [4], "cvr_dnn_units": [4]}, "train_args": {"epochs": 1, "mode": "memory"}}'
+\set small '{"ctr_label_name": "click", "cvr_label_name": "conv", "inputs": {"defs": [{"name": "a", "vocab_size": 5}, {"name": "b", "hash_buckets": 10}, {"name": "x"}]}, "model_args": {"ctr_dnn_units": [4], "cvr_dnn_units": [4]}, "train_args": {"epochs": 1, "mode": "memory", "batch_size": 16}}'
 SET esmm.max_memory = '64kB';
 SELECT esmm_train(t, :'base') FROM t;
 SELECT mmoe_train(t, :'mbase') FROM t;

@@ -438,9 +438,22 @@ model_allocate(esmm_model *m, esmm_model **out, esmm_status *st)
 	return ESMM_OK;
 }
 
+/* The plans' count: the layout's parameters and, when asked, its bytes. */
+static esmm_code
+plan_layout(esmm_model *m, int batch_size, unsigned what, size_t *n_params,
+			size_t *bytes)
+{
+	*n_params = m->n_params;
+	if (bytes != NULL)
+		*bytes = esmm_model_memory(m, batch_size, what);
+	esmm_model_free(m);
+	return ESMM_OK;
+}
+
 esmm_code
 esmm_model_plan(const esmm_schema *schema, const esmm_arch *arch,
-				esmm_model_kind kind, size_t *n_params, esmm_status *st)
+				esmm_model_kind kind, int batch_size, unsigned what,
+				size_t *n_params, size_t *bytes, esmm_status *st)
 {
 	esmm_model *m;
 	esmm_code	rc;
@@ -449,9 +462,7 @@ esmm_model_plan(const esmm_schema *schema, const esmm_arch *arch,
 		return esmm_fail(st, ESMM_ERR_ARGUMENT, "an mmoe model is planned by mmoe_model_plan");
 	if ((rc = model_new_layout(&m, schema, arch, NULL, kind, st)) != ESMM_OK)
 		return rc;
-	*n_params = m->n_params;
-	esmm_model_free(m);
-	return ESMM_OK;
+	return plan_layout(m, batch_size, what, n_params, bytes);
 }
 
 esmm_code
@@ -470,17 +481,15 @@ esmm_model_create(esmm_model **out, const esmm_schema *schema,
 }
 
 esmm_code
-mmoe_model_plan(const esmm_schema *schema, const mmoe_arch *a, size_t *n_params,
-				esmm_status *st)
+mmoe_model_plan(const esmm_schema *schema, const mmoe_arch *a, int batch_size,
+				unsigned what, size_t *n_params, size_t *bytes, esmm_status *st)
 {
 	esmm_model *m;
 	esmm_code	rc = model_new_layout(&m, schema, NULL, a, ESMM_KIND_MMOE, st);
 
 	if (rc != ESMM_OK)
 		return rc;
-	*n_params = m->n_params;
-	esmm_model_free(m);
-	return ESMM_OK;
+	return plan_layout(m, batch_size, what, n_params, bytes);
 }
 
 esmm_code
@@ -790,6 +799,54 @@ esmm_model_workspace_bytes(const esmm_model *m, int max_B)
 	for (int i = 0; i < 4; i++)
 		slots += ids[i];
 	return slots * sizeof(float);
+}
+
+/* The most table rows B rows holding array_ids array ids can look up: one
+ * per id column and row, every array id, and an array feature's missing
+ * row per row; with MMoE's wide tables, three times that, and two rows
+ * per numeric feature. */
+static size_t
+max_lookups(const esmm_model *m, size_t B, size_t array_ids)
+{
+	size_t		per_feature = m->kind == ESMM_KIND_MMOE ? 3 : 1;
+
+	return (B * (m->n_ids + m->n_multi) + array_ids) * per_feature + 2 * (size_t) m->n_nums;
+}
+
+size_t
+esmm_model_memory(const esmm_model *m, int batch_size, unsigned what)
+{
+	size_t		B = (size_t) (batch_size > 0 ? batch_size : 1),
+				weights = m->n_params + m->n_state,
+				floats = weights,
+				extra,
+				touched,
+				bytes;
+	int			blocks = model_row_blocks(batch_size);
+
+	if ((what & ESMM_MEMORY_BEST) && !esmm_size_add(floats, weights, &floats))
+		return SIZE_MAX;
+	/* gradients and two moments; each row block but a lone one its own
+	 * dense gradients */
+	if ((what & ESMM_MEMORY_TRAIN) &&
+		(!esmm_size_mul(3, m->n_params, &extra) || !esmm_size_add(floats, extra, &floats) ||
+		 (blocks > 1 && (!esmm_size_mul((size_t) blocks, m->n_params - m->n_embedding, &extra) ||
+						 !esmm_size_add(floats, extra, &floats)))))
+		return SIZE_MAX;
+	if (!esmm_size_mul(floats, sizeof(float), &bytes) ||
+		!esmm_size_add(bytes, esmm_model_workspace_bytes(m, batch_size), &bytes))
+		return SIZE_MAX;
+	if (!esmm_size_add(bytes, sizeof(*m), &bytes))
+		return SIZE_MAX;
+	if (!(what & ESMM_MEMORY_TRAIN))
+		return bytes;
+	/* a step stamp per embedding row; the touched lists, a table and a
+	 * row number per entry, double as they grow */
+	touched = 2 * max_lookups(m, B, 0) * (sizeof(uint16_t) + sizeof(uint32_t));
+	if (!esmm_size_add(bytes, (m->n_rows_total + 1) * sizeof(uint32_t), &bytes) ||
+		!esmm_size_add(bytes, touched, &bytes))
+		return SIZE_MAX;
+	return bytes;
 }
 
 esmm_code
@@ -1530,23 +1587,20 @@ clear_touched_grads(esmm_model *m)
 	m->n_touched = 0;
 }
 
-/* The most table rows a batch can look up: one per id column and row,
- * every array id, and an array feature's missing row per row; with MMoE's
- * wide tables, three times that, and two rows per numeric feature. */
+/* The most table rows a batch can look up. */
 static size_t
 batch_lookups(const esmm_model *m, const esmm_batch *batch)
 {
-	size_t		n = (size_t) batch->B * (m->n_ids + m->n_multi);
-	size_t		per_feature = m->kind == ESMM_KIND_MMOE ? 3 : 1;
+	size_t		array_ids = 0;
 
 	for (uint32_t k = 0; k < m->n_multi; k++)
 	{
 		const uint32_t *off = batch->multi_off + (size_t) k * (batch->B + 1);
 
 		if (off[batch->B] > off[0])
-			n += off[batch->B] - off[0];
+			array_ids += off[batch->B] - off[0];
 	}
-	return n * per_feature + 2 * (size_t) m->n_nums;
+	return max_lookups(m, (size_t) batch->B, array_ids);
 }
 
 double

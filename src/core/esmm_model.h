@@ -37,12 +37,12 @@ typedef struct esmm_layer_ref
 typedef struct esmm_layer_acts
 {
 	float	   *pre;			/* [B, out] dense output */
-	float	   *xhat;			/* [B, out] batch norm, training */
-	float	   *inv_std;		/* [out] batch norm, training */
-	float	   *bn;				/* [B, out] batch-norm output */
+	float	   *xhat;			/* [B, out] batch norm, training; NULL without it */
+	float	   *inv_std;		/* [out] batch norm, training; NULL without it */
+	float	   *bn;				/* [B, out] batch-norm output; NULL without it */
 	float	   *act;			/* [B, out] activation output */
-	float	   *mask;			/* [B, out] dropout mask */
-	float	   *drop;			/* [B, out] dropout output */
+	float	   *mask;			/* [B, out] dropout mask; NULL without dropout */
+	float	   *drop;			/* [B, out] dropout output; NULL without dropout */
 	const float *y;				/* what the next layer read: act or drop */
 } esmm_layer_acts;
 
@@ -211,11 +211,29 @@ esmm_code	esmm_model_create(esmm_model **out, const esmm_schema *schema,
 							  esmm_status *st);
 
 /* Validates schema and arch like esmm_model_create and counts the
- * parameters, without allocating them: lets a caller refuse a model too
- * large for its memory budget before asking for the memory. */
+ * parameters, and, when bytes is not NULL, the bytes
+ * esmm_model_memory(m, batch_size, what) would give, without allocating
+ * them: lets a caller refuse a model too large for its memory budget
+ * before asking for the memory. */
 esmm_code	esmm_model_plan(const esmm_schema *schema, const esmm_arch *arch,
-							esmm_model_kind kind, size_t *n_params,
-							esmm_status *st);
+							esmm_model_kind kind, int batch_size, unsigned what,
+							size_t *n_params, size_t *bytes, esmm_status *st);
+
+/* What esmm_model_memory counts beyond parameters, state and workspace */
+#define ESMM_MEMORY_TRAIN 1u	/* training: gradients, two optimizer moments,
+								 * the embedding rows' step stamps, the row
+								 * blocks' dense gradients, the touched rows */
+#define ESMM_MEMORY_BEST 2u		/* early stopping's copy of the best weights */
+
+/*
+ * The bytes m holds to score (what 0) or train batches of batch_size
+ * rows: the model itself, its parameters and state, the workspace, and
+ * what asks for.  The touched-row lists are counted at their largest for
+ * rows without array ids; each array id can add an entry or three.
+ * Buffers with a slot per training row (the epoch's permutation) are the
+ * caller's to count.  SIZE_MAX when the sum overflows.
+ */
+size_t		esmm_model_memory(const esmm_model *m, int batch_size, unsigned what);
 
 /*
  * The sub-model of one tower (seed 000's esmm-ctr and esmm-cvr): kind

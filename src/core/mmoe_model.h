@@ -44,9 +44,11 @@
 esmm_code	mmoe_model_create(esmm_model **out, const esmm_schema *schema,
 							  const mmoe_arch *a, esmm_status *st);
 
-/* mmoe_model_create's validation and parameter count, without allocating. */
+/* mmoe_model_create's validation and parameter count, and the bytes as
+ * esmm_model_plan gives them, without allocating. */
 esmm_code	mmoe_model_plan(const esmm_schema *schema, const mmoe_arch *a,
-							size_t *n_params, esmm_status *st);
+							int batch_size, unsigned what, size_t *n_params,
+							size_t *bytes, esmm_status *st);
 
 /*
  * Inference: one score per task for batch->B rows, out[B, n_tasks]

@@ -754,8 +754,8 @@ esmm_model_decode(esmm_model **out, const uint8_t *buf, size_t len,
 	{
 		size_t		n_params;
 
-		if ((rc = mmoe != NULL ? mmoe_model_plan(schema, mmoe, &n_params, st) :
-			 esmm_model_plan(schema, &arch, (esmm_model_kind) kind, &n_params, st)) != ESMM_OK)
+		if ((rc = mmoe != NULL ? mmoe_model_plan(schema, mmoe, 1, 0, &n_params, NULL, st) :
+			 esmm_model_plan(schema, &arch, (esmm_model_kind) kind, 1, 0, &n_params, NULL, st)) != ESMM_OK)
 		{
 			if (rc == ESMM_ERR_ARGUMENT)
 				rc = ESMM_ERR_FORMAT;

@@ -93,22 +93,38 @@ esmm_stack_carve(esmm_stack *s, float *work, size_t B)
 
 	for (uint32_t l = 0; l < s->spec->n_layers; l++)
 	{
+		const esmm_layer_spec *ly = &s->spec->layers[l];
 		esmm_layer_acts *a = &s->acts[l];
 		size_t		o = s->ref[l].out;
+		/* batch norm's and dropout's buffers only for layers that have
+		 * them: without either, a layer needs 2 of the 6 */
+		size_t		bn = ly->use_bn ? 2 * B * o + o : 0,
+					drop = ly->dropout > 0.0f ? 2 * B * o : 0;
 
 		if (work != NULL)
 		{
-			a->pre = work + n;
-			a->xhat = a->pre + B * o;
-			a->inv_std = a->xhat + B * o;
-			a->bn = a->inv_std + o;
-			a->act = a->bn + B * o;
-			a->mask = a->act + B * o;
-			a->drop = a->mask + B * o;
+			float	   *p = work + n;
+
+			a->pre = p;
+			a->act = p + B * o;
+			p += 2 * B * o;
+			a->xhat = bn ? p : NULL;
+			a->inv_std = bn ? p + B * o : NULL;
+			a->bn = bn ? p + B * o + o : NULL;
+			p += bn;
+			a->mask = drop ? p : NULL;
+			a->drop = drop ? p + B * o : NULL;
 		}
-		n += 6 * B * o + o;
+		n += 2 * B * o + bn + drop;
 	}
 	return n;
+}
+
+/* p advanced by skip floats, or NULL for a buffer the layer lacks */
+static inline float *
+rows_from(float *p, size_t skip)
+{
+	return p != NULL ? p + skip : NULL;
 }
 
 esmm_stack
@@ -123,11 +139,11 @@ esmm_stack_rows(const esmm_stack *s, esmm_layer_acts *acts, size_t b0, size_t gr
 
 		acts[l] = *a;
 		acts[l].pre = a->pre + skip;
-		acts[l].xhat = a->xhat + skip;
-		acts[l].bn = a->bn + skip;
+		acts[l].xhat = rows_from(a->xhat, skip);
+		acts[l].bn = rows_from(a->bn, skip);
 		acts[l].act = a->act + skip;
-		acts[l].mask = a->mask + skip;
-		acts[l].drop = a->drop + skip;
+		acts[l].mask = rows_from(a->mask, skip);
+		acts[l].drop = rows_from(a->drop, skip);
 		acts[l].y = NULL;
 	}
 	return r;

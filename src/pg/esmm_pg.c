@@ -45,7 +45,7 @@ _PG_init(void)
 							&esmm_threads, 1, 1, 256,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("esmm.max_memory",
-							"Memory one training aggregate may use: its encoded rows plus the model's parameters, gradients and optimizer moments.",
+							"Memory one training aggregate may use: its encoded rows plus the model's parameters, gradients, optimizer moments and a batch's workspace.",
 							"Beyond it, training in mode auto switches to streaming (windows of rows trained as they arrive), "
 							"and in mode memory stops with an error before allocating.",
 							&esmm_max_memory_kb, 1024 * 1024, 64, INT_MAX,

@@ -60,7 +60,7 @@ typedef struct esmm_train_state
 	row_buffer	train;
 	row_buffer	val;
 	uint64		val_threshold;	/* a row whose hash is below goes to val */
-	size_t		row_bytes;		/* an encoded row without its array ids */
+	size_t		row_bytes;		/* a buffered row without its array ids */
 	size_t		budget;			/* esmm.max_memory less the model's memory */
 	size_t		bytes;			/* both buffers' bytes */
 	uint32_t   *multi_counts;	/* [n_multi] scratch */
@@ -535,8 +535,10 @@ train_state_new(MemoryContext aggcxt, Jsonb *cfg_json, Oid rowtype, int32 rowtyp
 	MemoryContext old = MemoryContextSwitchTo(aggcxt);
 	esmm_train_state *s = palloc0(sizeof(esmm_train_state));
 	TupleDesc	td;
-	size_t		n_params;
-	double		model_bytes;
+	size_t		n_params,
+				model_bytes;
+	int			batch;
+	unsigned	what;
 	esmm_status st;
 
 	s->magic = TRAIN_STATE_MAGIC;
@@ -566,28 +568,37 @@ train_state_new(MemoryContext aggcxt, Jsonb *cfg_json, Oid rowtype, int32 rowtyp
 	eval_spec_from_config(&s->ev, &s->cfg);
 	row_buffer_init(&s->train, &s->schema, aggcxt);
 	row_buffer_init(&s->val, &s->schema, aggcxt);
+	/* a row's encoded values, and its slots in the canonical order and in
+	 * the epoch's permutation */
 	s->row_bytes = (s->train.ds.n_ids + s->train.ds.n_nums + s->train.ds.n_labels +
-					s->train.ds.n_multi) * sizeof(int32_t);
+					s->train.ds.n_multi + 2) * sizeof(int32_t);
 	s->val_threshold = (uint64) ((double) s->cfg.validation_fraction * 18446744073709551615.0);
 	s->multi_counts = palloc0(sizeof(uint32_t) * Max(1, s->train.ds.n_multi));
 
+	/*
+	 * What the model will hold: to train, its parameters, gradients and
+	 * two moments, the best epoch's copy under early stopping, the row
+	 * blocks' gradients and a batch's workspace; to evaluate, its
+	 * parameters and an evaluation batch's workspace
+	 */
+	batch = (int) (eval_model ? s->cfg.eval_batch_size : s->cfg.train.batch_size);
+	what = eval_model ? 0 : ESMM_MEMORY_TRAIN | (s->ev.early_stopping ? ESMM_MEMORY_BEST : 0);
 	esmm_status_clear(&st);
-	if ((kind == ESMM_KIND_MMOE ? mmoe_model_plan(&s->schema, &s->mmoe, &n_params, &st) :
-		 esmm_model_plan(&s->schema, &s->arch, ESMM_KIND_ESMM, &n_params, &st)) != ESMM_OK)
+	if ((kind == ESMM_KIND_MMOE ?
+		 mmoe_model_plan(&s->schema, &s->mmoe, batch, what, &n_params, &model_bytes, &st) :
+		 esmm_model_plan(&s->schema, &s->arch, ESMM_KIND_ESMM, batch, what, &n_params, &model_bytes, &st)) != ESMM_OK)
 		esmm_report_status(&st);
 	if ((double) n_params * sizeof(float) > (double) MaxAllocSize)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("model of %zu parameters would exceed the 1 GB bytea limit", n_params),
 				 errhint("Use fewer hash buckets or narrower embeddings.")));
-	/* params, gradients and two moments; an evaluation decodes params only */
-	model_bytes = (double) n_params * sizeof(float) * (eval_model ? 1 : 4);
-	if (model_bytes + s->row_bytes > (double) esmm_max_memory_kb * 1024)
+	if ((double) model_bytes + s->row_bytes > (double) esmm_max_memory_kb * 1024)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("model of %zu parameters needs %.0f MB to train, more than esmm.max_memory (%d kB) allows",
-						n_params, model_bytes / 1048576.0, esmm_max_memory_kb),
-				 errhint("Use fewer hash buckets or narrower embeddings, or raise esmm.max_memory.")));
+				 errmsg("model of %zu parameters needs %zu kB to %s in batches of %d rows, more than esmm.max_memory (%d kB) allows",
+						n_params, (model_bytes + 1023) / 1024, eval_model ? "evaluate" : "train", batch, esmm_max_memory_kb),
+				 errhint("Use a smaller batch size, fewer hash buckets or narrower embeddings, or raise esmm.max_memory.")));
 	s->budget = (size_t) ((double) esmm_max_memory_kb * 1024 - model_bytes);
 
 	if (eval_model != NULL)

@@ -172,6 +172,8 @@ new_mmoe(const esmm_schema *s, const mmoe_arch *a, int batch_size, float lr)
 {
 	esmm_model *m = NULL;
 	esmm_status st;
+	size_t		n = 0,
+				bytes = 0;
 
 	esmm_status_clear(&st);
 	if (mmoe_model_create(&m, s, a, &st) != ESMM_OK)
@@ -179,6 +181,11 @@ new_mmoe(const esmm_schema *s, const mmoe_arch *a, int batch_size, float lr)
 		CHECK(0, "mmoe_model_create failed: %s", st.msg);
 		return NULL;
 	}
+	/* the plan that esmm.max_memory checks counts what this model holds */
+	CHECK(mmoe_model_plan(s, a, batch_size, ESMM_MEMORY_TRAIN, &n, &bytes, &st) == ESMM_OK &&
+		  n == m->n_params && bytes == esmm_model_memory(m, batch_size, ESMM_MEMORY_TRAIN) &&
+		  bytes > esmm_model_workspace_bytes(m, batch_size),
+		  "the plan counts %zu parameters and %zu bytes to train", n, bytes);
 	return ready_to_train(m, ESMM_OPTIM_ADAM, lr, batch_size, SEED);
 }
 

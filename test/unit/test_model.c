@@ -7,6 +7,7 @@
  * Data come from a generator of this file's own (splitmix64), so that a
  * broken esmm_rng cannot quietly make the tests trivial.
  */
+#include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1747,10 +1748,96 @@ expect_rejected(const esmm_schema *s, const esmm_arch *a, esmm_model_kind kind,
 	if (rc == ESMM_OK)
 		esmm_model_free(m);
 	esmm_status_clear(&st);
-	rc = esmm_model_plan(s, a, kind, &n, &st);
+	rc = esmm_model_plan(s, a, kind, 1, 0, &n, NULL, &st);
 	CHECK(rc == ESMM_ERR_ARGUMENT && st.msg[0] != '\0', "%s: plan returned %d \"%s\"",
 		  what, (int) rc, st.msg);
 }
+
+/*
+ * esmm_model_memory counts what training holds (esmm.max_memory rests on
+ * it): the plan gives the count of the model it lays out, and the heap a
+ * model grows by, created and trained one batch of 1000 rows, is within
+ * that count plus the model's small bookkeeping, and short of it by at
+ * most the touched lists' headroom.  ASan's allocator hides the heap from
+ * mallinfo2, so only the plain build measures it.
+ */
+#define MEM_ROWS 1000
+static void
+test_memory_count(void)
+{
+	static int32_t ids[MEM_ROWS * 2];
+	static float nums[MEM_ROWS],
+				labels[MEM_ROWS * 2];
+	static uint32_t off[MEM_ROWS + 1];
+	hand_batch	hb;
+	esmm_batch	b;
+	esmm_schema s;
+	esmm_arch	a;
+	esmm_model *m;
+	esmm_status st;
+	size_t		n = 0,
+				planned = 0,
+				scored = 0,
+				counted,
+				headroom;
+
+	make_schema(&s);
+	make_arch(&a, ESMM_LOSS_BCE, 0.0f);
+	make_batch(&hb);
+	for (int r = 0; r < MEM_ROWS; r++)
+	{
+		memcpy(ids + 2 * r, hb.ids + 2 * (r % HB_ROWS), 2 * sizeof(int32_t));
+		memcpy(labels + 2 * r, hb.labels + 2 * (r % HB_ROWS), 2 * sizeof(float));
+		nums[r] = hb.nums[r % HB_ROWS];
+	}
+	b = hb.b;
+	b.B = MEM_ROWS;
+	b.ids = ids;
+	b.nums = nums;
+	b.labels = labels;
+	b.multi_off = off;			/* no tags: the count covers single ids */
+	esmm_status_clear(&st);
+	CHECK(esmm_model_plan(&s, &a, ESMM_KIND_ESMM, MEM_ROWS, ESMM_MEMORY_TRAIN, &n, &planned, &st) == ESMM_OK &&
+		  esmm_model_plan(&s, &a, ESMM_KIND_ESMM, MEM_ROWS, 0, &n, &scored, &st) == ESMM_OK,
+		  "plan: %s", st.msg);
+	/* a warm-up model first: OpenMP and OpenBLAS allocate once */
+	m = new_model(&s, &a, ESMM_KIND_ESMM, ESMM_OPTIM_ADAM, 0.01f, MEM_ROWS, SEED);
+	if (m != NULL)
+		(void) esmm_model_forward_backward(m, &b, NULL);
+	esmm_model_free(m);
+	{
+		size_t		before = mallinfo2().uordblks,
+					grown;
+
+		m = new_model(&s, &a, ESMM_KIND_ESMM, ESMM_OPTIM_ADAM, 0.01f, MEM_ROWS, SEED);
+		if (m == NULL)
+			return;
+		CHECK(isfinite(esmm_model_forward_backward(m, &b, NULL)), "a batch of %d rows trains", MEM_ROWS);
+		esmm_model_step(m);
+		grown = mallinfo2().uordblks - before;
+		counted = esmm_model_memory(m, MEM_ROWS, ESMM_MEMORY_TRAIN);
+		/* the touched lists at their largest: twice a table and a row
+		 * number for every id and array feature and row, two per number */
+		headroom = 2 * ((size_t) MEM_ROWS * (m->n_ids + m->n_multi) + 2 * m->n_nums) *
+			(sizeof(uint16_t) + sizeof(uint32_t));
+		CHECK(counted == planned, "the plan counts %zu bytes, the model %zu", planned, counted);
+		CHECK(scored == sizeof(*m) + (m->n_params + m->n_state) * sizeof(float) +
+			  esmm_model_workspace_bytes(m, MEM_ROWS),
+			  "scoring counts %zu bytes", scored);
+		CHECK(m->block_cap > 1,
+			  "the batch runs in %d row blocks", m->block_cap);
+#ifndef __SANITIZE_ADDRESS__
+		CHECK(grown <= counted + 4096 && counted <= grown + headroom,
+			  "the model grew the heap by %zu bytes; counted %zu (headroom %zu)", grown, counted, headroom);
+#endif
+		CHECK(esmm_model_memory(m, 4 * MEM_ROWS, ESMM_MEMORY_TRAIN) > counted &&
+			  esmm_model_memory(m, MEM_ROWS, ESMM_MEMORY_TRAIN | ESMM_MEMORY_BEST) ==
+			  counted + (m->n_params + m->n_state) * sizeof(float),
+			  "larger batches and early stopping count more");
+		esmm_model_free(m);
+	}
+}
+
 
 static void
 test_validation(void)
@@ -1769,7 +1856,7 @@ test_validation(void)
 
 	/* the good spec is accepted, and plan counts what create allocates */
 	CHECK(esmm_model_create(&m, &s0, &a0, ESMM_KIND_ESMM, &st) == ESMM_OK, "good spec: %s", st.msg);
-	CHECK(esmm_model_plan(&s0, &a0, ESMM_KIND_ESMM, &n, &st) == ESMM_OK && m != NULL &&
+	CHECK(esmm_model_plan(&s0, &a0, ESMM_KIND_ESMM, 1, 0, &n, NULL, &st) == ESMM_OK && m != NULL &&
 		  n == m->n_params, "plan counts %zu parameters", n);
 	/* 8*3 + 6*2 + 7*2 table floats; ctr 7*4+4+4+4 + 4*3+3 + 3+1; cvr 9*4+4 + 4*3+3+3 + 3+1 */
 	if (m != NULL)
@@ -2530,6 +2617,7 @@ suite_model(void)
 	test_training();
 	test_predict();
 	test_input_assembly();
+	test_memory_count();
 	test_crash_prone();
 	test_fit_stats();
 	test_validation();
