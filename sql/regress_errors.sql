@@ -37,6 +37,8 @@ SET parallel_leader_participation = off;
 SET max_parallel_workers_per_gather = 2;
 SELECT esmm_evaluate(t, (SELECT model FROM temp_m)) FROM t;
 SELECT sum((esmm_predict((SELECT model FROM temp_m), t)).pctr) FROM t;
+SELECT count(esmm_model_fingerprint((SELECT model FROM temp_m))) FROM t;
+SELECT count(esmm_model_info((SELECT model FROM temp_m))) FROM t;
 SELECT esmm_evaluate(t, (SELECT model FROM m)) ? 'rows' AS from_a_regular_table FROM t;
 RESET parallel_setup_cost;
 RESET parallel_tuple_cost;

@@ -180,13 +180,21 @@ append_mmoe(StringInfo s, const esmm_model *m)
 	appendStringInfoChar(s, '}');
 }
 
+/* The model argument, which a parallel worker must be able to read */
+static inline bytea *
+model_arg(FunctionCallInfo fcinfo, const char *fn)
+{
+	esmm_check_worker_arg(PG_GETARG_DATUM(0), fn, "model");
+	return PG_GETARG_BYTEA_PP(0);
+}
+
 PG_FUNCTION_INFO_V1(esmm_model_info);
 
 /* esmm_model_info(model bytea) -> jsonb: kind, config, schema, sizes, report */
 Datum
 esmm_model_info(PG_FUNCTION_ARGS)
 {
-	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	bytea	   *b = model_arg(fcinfo, "esmm_model_info");
 	esmm_model_handle *h = esmm_model_from_bytea(b, 1, CurrentMemoryContext, false);
 	const esmm_model *m = h->model;
 	StringInfoData s;
@@ -246,7 +254,7 @@ PG_FUNCTION_INFO_V1(esmm_model_fingerprint);
 Datum
 esmm_model_fingerprint(PG_FUNCTION_ARGS)
 {
-	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	bytea	   *b = model_arg(fcinfo, "esmm_model_fingerprint");
 	esmm_model_handle *h = esmm_model_from_bytea(b, 1, CurrentMemoryContext, false);
 	esmm_model *m = h->model;
 	bytea	   *canonical;
@@ -277,7 +285,7 @@ Datum
 esmm_training_history(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	bytea	   *b = model_arg(fcinfo, "esmm_training_history");
 	esmm_model_handle *h;
 	const esmm_report *r;
 
@@ -340,7 +348,7 @@ PG_FUNCTION_INFO_V1(esmm_export);
 Datum
 esmm_export(PG_FUNCTION_ARGS)
 {
-	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	bytea	   *b = model_arg(fcinfo, "esmm_export");
 	esmm_model_kind kind = export_kind(text_to_cstring(PG_GETARG_TEXT_PP(1)));
 	esmm_model_handle *h = esmm_model_from_bytea(b, 1, CurrentMemoryContext, false);
 	esmm_model_handle *sub = esmm_handle_new(NULL, CurrentMemoryContext);

@@ -1829,6 +1829,9 @@ test_memory_count(void)
 #ifndef __SANITIZE_ADDRESS__
 		CHECK(grown <= counted + 4096 && counted <= grown + headroom,
 			  "the model grew the heap by %zu bytes; counted %zu (headroom %zu)", grown, counted, headroom);
+#else
+		(void) grown;
+		(void) headroom;
 #endif
 		CHECK(esmm_model_memory(m, 4 * MEM_ROWS, ESMM_MEMORY_TRAIN) > counted &&
 			  esmm_model_memory(m, MEM_ROWS, ESMM_MEMORY_TRAIN | ESMM_MEMORY_BEST) ==
