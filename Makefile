@@ -41,6 +41,11 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# Every object depends on every header: PGXS tracks none unless PostgreSQL
+# was configured with --enable-depend, and an object built against an
+# older struct layout would crash the backend.
+$(OBJS): $(wildcard src/core/*.h src/pg/*.h)
+
 UNIT_SRCS = $(sort $(wildcard test/unit/*.c))
 UNIT_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -g -Wall -Wextra -Werror=implicit-function-declaration \
 	-fopenmp -I$(OPENBLAS_INC) -Isrc/core

@@ -539,6 +539,7 @@ esmm_model_free(esmm_model *m)
 	free(m->touched_table);
 	free(m->touched_row);
 	free(m->perm);
+	free(m->eval_mem);
 	free(m->best_params);
 	free(m->best_state);
 	free(m->block_grads);
@@ -1899,29 +1900,91 @@ metric_value(esmm_metric_kind kind, const float *s, const float *y,
 }
 
 /*
+ * The evaluation's buffers as one allocation owned by the model, so that a
+ * progress callback that does not return (a query cancel) leaks nothing:
+ * *d [n_doubles], *f [n_floats], *idx [n_idx].  0 when out of memory.
+ */
+static int
+eval_buffers(esmm_model *m, size_t n_doubles, size_t n_floats, size_t n_idx,
+			 double **d, float **f, uint32_t **idx)
+{
+	size_t		bd,
+				bf,
+				bi,
+				total;
+
+	free(m->eval_mem);
+	m->eval_mem = NULL;
+	if (!esmm_size_mul(n_doubles, sizeof(double), &bd) ||
+		!esmm_size_mul(n_floats, sizeof(float), &bf) ||
+		!esmm_size_mul(n_idx, sizeof(uint32_t), &bi) ||
+		!esmm_size_add(bd, bf, &total) || !esmm_size_add(total, bi + 1, &total) ||
+		(m->eval_mem = malloc(total)) == NULL)
+		return 0;
+	*d = (double *) m->eval_mem;
+	*f = (float *) ((char *) m->eval_mem + bd);
+	*idx = (uint32_t *) ((char *) m->eval_mem + bd + bf);
+	return 1;
+}
+
+size_t
+esmm_eval_row_bytes(esmm_model_kind kind, uint32_t n_labels)
+{
+	/* ESMM: pctr, pcvr, pctcvr, click, ctcvr; MMoE: a score and a label
+	 * per task */
+	size_t		floats = kind == ESMM_KIND_MMOE ? 2 * (size_t) n_labels : 5;
+
+	return floats * sizeof(float) + sizeof(double);
+}
+
+static void
+eval_buffers_free(esmm_model *m)
+{
+	free(m->eval_mem);
+	m->eval_mem = NULL;
+}
+
+/*
+ * After an evaluation batch that ended at row done of n: tells progress
+ * (evaluating set); nonzero when it asks to stop.
+ */
+static int
+eval_progress(esmm_progress_fn progress, void *arg, size_t done, size_t n, int bs)
+{
+	esmm_progress p;
+
+	if (progress == NULL)
+		return 0;
+	memset(&p, 0, sizeof(p));
+	p.evaluating = 1;
+	p.batch = (done + (size_t) bs - 1) / (size_t) bs;
+	p.batches = (n + (size_t) bs - 1) / (size_t) bs;
+	p.rows_done = done;
+	return progress(arg, &p);
+}
+
+/*
  * MMoE's evaluation: each task's scores (mmoe_model_scores) against its
  * label; the loss is sum_t w_t * (clipped BCE or squared error), a mean
  * over the rows.
  */
 static esmm_code
 mmoe_evaluate(esmm_model *m, const esmm_dataset *ds, const esmm_eval_spec *ev,
-			  double *values, double *loss, esmm_status *st)
+			  double *values, double *loss, esmm_progress_fn progress,
+			  void *progress_arg, esmm_status *st)
 {
 	const size_t n = ds->n_rows;
 	const uint32_t T = m->mmoe.n_tasks;
 	const int	bs = m->max_B;
-	float	   *buf;			/* [2T, n]: scores of task t, then labels */
+	float	   *buf = NULL;		/* [2T, n]: scores of task t, then labels */
 	float	   *out;			/* [max_B, T] */
-	double	   *scratch;		/* [n] */
-	uint32_t   *idx;			/* [max_B] */
+	double	   *scratch = NULL; /* [n] */
+	uint32_t   *idx = NULL;		/* [max_B] */
 	esmm_code	rc = ESMM_OK;
 
-	buf = malloc(2 * (size_t) T * n * sizeof(float));
-	out = malloc((size_t) bs * T * sizeof(float));
-	scratch = malloc(n * sizeof(double));
-	idx = malloc((size_t) bs * sizeof(uint32_t));
-	if (buf == NULL || out == NULL || scratch == NULL || idx == NULL)
+	if (!eval_buffers(m, n, (2 * (size_t) T * n) + (size_t) bs * T, (size_t) bs, &scratch, &buf, &idx))
 		rc = esmm_fail(st, ESMM_ERR_NOMEM, "out of memory to evaluate %zu rows", n);
+	out = buf + 2 * (size_t) T * n;
 	for (size_t start = 0; rc == ESMM_OK && start < n; start += bs)
 	{
 		int			B = (int) (n - start < (size_t) bs ? n - start : (size_t) bs);
@@ -1938,6 +2001,8 @@ mmoe_evaluate(esmm_model *m, const esmm_dataset *ds, const esmm_eval_spec *ev,
 				buf[t * n + start + b] = out[(size_t) b * T + t];
 				buf[(T + t) * n + start + b] = batch.labels[(size_t) b * T + t];
 			}
+		if (eval_progress(progress, progress_arg, start + B, n, bs))
+			rc = esmm_fail(st, ESMM_ERR_CANCELED, "evaluation was canceled");
 	}
 	if (rc == ESMM_OK)
 	{
@@ -1964,23 +2029,21 @@ mmoe_evaluate(esmm_model *m, const esmm_dataset *ds, const esmm_eval_spec *ev,
 										 buf + t * n, buf + (T + t) * n, NULL, n, scratch);
 		}
 	}
-	free(buf);
-	free(out);
-	free(scratch);
-	free(idx);
+	eval_buffers_free(m);
 	return rc;
 }
 
 esmm_code
 esmm_model_evaluate(esmm_model *m, const esmm_dataset *ds,
 					const esmm_eval_spec *ev, double *values, double *loss,
+					esmm_progress_fn progress, void *progress_arg,
 					esmm_status *st)
 {
 	const size_t n = ds->n_rows;
 	const int	bs = m->max_B;
-	float	   *buf;			/* [5, n]: pctr, pcvr, pctcvr, click, ctcvr */
-	double	   *scratch;		/* [n] */
-	uint32_t   *idx;			/* [max_B] */
+	float	   *buf = NULL;		/* [5, n]: pctr, pcvr, pctcvr, click, ctcvr */
+	double	   *scratch = NULL; /* [n] */
+	uint32_t   *idx = NULL;		/* [max_B] */
 	esmm_code	rc = ESMM_OK;
 
 	*loss = NAN;
@@ -1992,14 +2055,11 @@ esmm_model_evaluate(esmm_model *m, const esmm_dataset *ds,
 	{
 		if (bs < 1 || ds->n_labels != m->mmoe.n_tasks)
 			return esmm_fail(st, ESMM_ERR_ARGUMENT, "evaluation needs an mmoe model with a workspace");
-		return mmoe_evaluate(m, ds, ev, values, loss, st);
+		return mmoe_evaluate(m, ds, ev, values, loss, progress, progress_arg, st);
 	}
 	if (bs < 1 || !m->has_tower[0] || !m->has_tower[1] || ds->n_labels != 2)
 		return esmm_fail(st, ESMM_ERR_ARGUMENT, "evaluation needs a full ESMM model with a workspace");
-	buf = malloc(5 * n * sizeof(float));
-	scratch = malloc(n * sizeof(double));
-	idx = malloc((size_t) bs * sizeof(uint32_t));
-	if (buf == NULL || scratch == NULL || idx == NULL)
+	if (!eval_buffers(m, n, 5 * n, (size_t) bs, &scratch, &buf, &idx))
 		rc = esmm_fail(st, ESMM_ERR_NOMEM, "out of memory to evaluate %zu rows", n);
 	for (size_t start = 0; rc == ESMM_OK && start < n; start += bs)
 	{
@@ -2016,6 +2076,8 @@ esmm_model_evaluate(esmm_model *m, const esmm_dataset *ds,
 			buf[3 * n + start + b] = batch.labels[2 * b];
 			buf[4 * n + start + b] = batch.labels[2 * b + 1];
 		}
+		if (eval_progress(progress, progress_arg, start + B, n, bs))
+			rc = esmm_fail(st, ESMM_ERR_CANCELED, "evaluation was canceled");
 	}
 	if (rc == ESMM_OK)
 	{
@@ -2045,9 +2107,7 @@ esmm_model_evaluate(esmm_model *m, const esmm_dataset *ds,
 				values[k] = metric_value(kind, pcvr, ctcvr, click, n, scratch);
 		}
 	}
-	free(buf);
-	free(scratch);
-	free(idx);
+	eval_buffers_free(m);
 	return rc;
 }
 
@@ -2228,7 +2288,8 @@ esmm_model_fit(esmm_model *m, const esmm_dataset *ds, const esmm_dataset *val,
 						val_loss,
 						v;
 
-			if ((rc = esmm_model_evaluate(m, has_val ? val : ds, ev, values, &val_loss, st)) != ESMM_OK)
+			if ((rc = esmm_model_evaluate(m, has_val ? val : ds, ev, values, &val_loss,
+											progress, progress_arg, st)) != ESMM_OK)
 				break;
 			if (has_val)
 				esmm_history_add_metric(h, "val_loss", val_loss);

@@ -170,6 +170,7 @@ typedef struct esmm_model
 	uint64_t	dropout_rng;
 	uint32_t   *perm;			/* [perm_len] the epoch's row order */
 	size_t		perm_len;
+	void	   *eval_mem;		/* an evaluation's buffers, while it runs */
 	float	   *best_params;	/* [n_params] the best epoch's, with early stopping */
 	float	   *best_state;		/* [n_state] */
 
@@ -366,19 +367,17 @@ typedef struct esmm_eval_spec
 	float		min_delta;		/* the least change that counts as improvement */
 } esmm_eval_spec;
 
-/*
- * Scores every row of ds and computes the requested metrics into
- * values[n_metrics] (NaN when undefined, e.g. an AUC over one class) and
- * the ESMM objective's data loss into *loss.  Uses the model's workspace.
- */
-esmm_code	esmm_model_evaluate(esmm_model *m, const esmm_dataset *ds,
-								const esmm_eval_spec *ev, double *values,
-								double *loss, esmm_status *st);
+/* The bytes esmm_model_evaluate holds per evaluated row of a model of
+ * kind with n_labels labels: its scores and labels, and the AUC's
+ * scratch. */
+size_t		esmm_eval_row_bytes(esmm_model_kind kind, uint32_t n_labels);
 
 /* ------------------------------------------------------------- trainer */
 
 typedef struct esmm_progress
 {
+	int			evaluating;		/* 1 between evaluation batches: only batch,
+								 * batches and rows_done are set */
 	uint32_t	epoch;			/* 1-based */
 	uint64_t	batch;			/* 1-based, within the epoch */
 	uint64_t	batches;		/* in the epoch */
@@ -391,8 +390,21 @@ typedef struct esmm_progress
 } esmm_progress;
 
 /* Called on the calling thread between batches; a nonzero return stops
- * training with ESMM_ERR_CANCELED. */
+ * training with ESMM_ERR_CANCELED.  It may also not return (longjmp):
+ * the memory a training or an evaluation holds belongs to the model. */
 typedef int (*esmm_progress_fn) (void *arg, const esmm_progress *p);
+
+/*
+ * Scores every row of ds and computes the requested metrics into
+ * values[n_metrics] (NaN when undefined, e.g. an AUC over one class) and
+ * the ESMM objective's data loss into *loss.  Uses the model's workspace.
+ * Calls progress (when not NULL) after each batch, with evaluating set; a
+ * nonzero return stops with ESMM_ERR_CANCELED.
+ */
+esmm_code	esmm_model_evaluate(esmm_model *m, const esmm_dataset *ds,
+								const esmm_eval_spec *ev, double *values,
+								double *loss, esmm_progress_fn progress,
+								void *progress_arg, esmm_status *st);
 
 /*
  * Trains m on every row of ds for ts->epochs epochs of mini-batches,

@@ -438,6 +438,15 @@ state_model_create(esmm_train_state *s, const esmm_dataset *stats_ds)
 				(errmsg("init_model's optimizer state is for another optimizer: the optimizer starts afresh")));
 }
 
+/* Between evaluation batches: honour a cancel (the evaluation's buffers
+ * belong to the model, which its memory-context callback frees). */
+static int
+evaluation_progress(void *arg, const esmm_progress *p)
+{
+	CHECK_FOR_INTERRUPTS();
+	return 0;
+}
+
 /* ---------------------------------------------------------- streaming */
 
 /* Between a window's batches: honour a cancel; report every 5 seconds. */
@@ -448,6 +457,8 @@ stream_progress(void *arg, const esmm_progress *p)
 	instr_time	now;
 
 	CHECK_FOR_INTERRUPTS();
+	if (p->evaluating)
+		return 0;
 	INSTR_TIME_SET_CURRENT(now);
 	INSTR_TIME_SUBTRACT(now, s->last_notice);
 	if (!p->end_of_epoch && INSTR_TIME_GET_DOUBLE(now) >= 5.0)
@@ -569,9 +580,13 @@ train_state_new(MemoryContext aggcxt, Jsonb *cfg_json, Oid rowtype, int32 rowtyp
 	row_buffer_init(&s->train, &s->schema, aggcxt);
 	row_buffer_init(&s->val, &s->schema, aggcxt);
 	/* a row's encoded values, and its slots in the canonical order and in
-	 * the epoch's permutation */
+	 * the epoch's permutation; when the aggregate evaluates, an
+	 * evaluation's scores and scratch per row */
 	s->row_bytes = (s->train.ds.n_ids + s->train.ds.n_nums + s->train.ds.n_labels +
 					s->train.ds.n_multi + 2) * sizeof(int32_t);
+	if (eval_model != NULL || s->ev.n_metrics > 0 || s->ev.early_stopping ||
+		s->cfg.validation_fraction > 0)
+		s->row_bytes += esmm_eval_row_bytes(kind, (uint32_t) s->train.ds.n_labels);
 	s->val_threshold = (uint64) ((double) s->cfg.validation_fraction * 18446744073709551615.0);
 	s->multi_counts = palloc0(sizeof(uint32_t) * Max(1, s->train.ds.n_multi));
 
@@ -773,6 +788,8 @@ esmm_train_progress(void *arg, const esmm_progress *p)
 	bool		due;
 
 	CHECK_FOR_INTERRUPTS();
+	if (p->evaluating)
+		return 0;
 	INSTR_TIME_SET_CURRENT(now);
 	if (p->end_of_epoch)
 	{
@@ -927,7 +944,7 @@ stream_finish(esmm_train_state *s)
 
 		seal_multi(&s->val);
 		esmm_threads_prepare();
-		if (esmm_model_evaluate(m, &s->val.ds, &s->ev, values, &val_loss, &st) != ESMM_OK)
+		if (esmm_model_evaluate(m, &s->val.ds, &s->ev, values, &val_loss, evaluation_progress, NULL, &st) != ESMM_OK)
 			esmm_report_status(&st);
 		esmm_history_add_metric(h, "val_loss", val_loss);
 		for (uint32_t k = 0; k < s->ev.n_metrics; k++)
@@ -1463,7 +1480,7 @@ esmm_evaluate_final(PG_FUNCTION_ARGS)
 		eval_spec_default(&ev, s);
 	esmm_threads_prepare();
 	esmm_status_clear(&st);
-	if (esmm_model_evaluate(mh->model, &s->val.ds, &ev, values, &loss, &st) != ESMM_OK)
+	if (esmm_model_evaluate(mh->model, &s->val.ds, &ev, values, &loss, evaluation_progress, NULL, &st) != ESMM_OK)
 		esmm_report_status(&st);
 	esmm_handle_release(mh);
 	initStringInfo(&out);

@@ -491,6 +491,16 @@ free_sim(sim_data *d)
 	free(d->chunk.multi_ids);
 }
 
+/* A progress callback that counts evaluation batches in *arg and stops
+ * at the call where the count reaches 0 */
+static int
+count_batches(void *arg, const esmm_progress *p)
+{
+	int		   *calls = (int *) arg;
+
+	return p->evaluating && ++*calls == 0;
+}
+
 static void
 test_training(void)
 {
@@ -537,7 +547,20 @@ test_training(void)
 		return;
 	}
 	esmm_status_clear(&st);
-	CHECK(esmm_model_evaluate(m, &d.ds, &ev, values, &loss, &st) == ESMM_OK, "evaluate: %s", st.msg);
+	CHECK(esmm_model_evaluate(m, &d.ds, &ev, values, &loss, NULL, NULL, &st) == ESMM_OK, "evaluate: %s", st.msg);
+	{
+		int			calls = 0;
+		double		again;
+
+		/* MMoE's evaluation reports its batches too, and can be stopped */
+		CHECK(esmm_model_evaluate(m, &d.ds, &ev, values, &again, count_batches, &calls, &st) == ESMM_OK &&
+			  again == loss && (size_t) calls == (d.ds.n_rows + 63) / 64,
+			  "%d progress calls for %zu rows in batches of 64", calls, d.ds.n_rows);
+		calls = -1;				/* count_batches stops at call 0 */
+		CHECK(esmm_model_evaluate(m, &d.ds, &ev, values, &again, count_batches, &calls, &st) == ESMM_ERR_CANCELED &&
+			  calls == 0, "a nonzero return stops the evaluation");
+		(void) esmm_model_evaluate(m, &d.ds, &ev, values, &loss, NULL, NULL, &st);
+	}
 	{
 		double		loss0 = loss;
 
@@ -547,7 +570,7 @@ test_training(void)
 			  m->report.epochs[9].train_loss < 0.8 * m->report.epochs[0].train_loss,
 			  "the training loss goes down: %g then %g", m->report.epochs[0].train_loss,
 			  m->report.n_epochs == 10 ? m->report.epochs[9].train_loss : NAN);
-		CHECK(esmm_model_evaluate(m, &d.ds, &ev, values, &loss, &st) == ESMM_OK, "evaluate: %s", st.msg);
+		CHECK(esmm_model_evaluate(m, &d.ds, &ev, values, &loss, NULL, NULL, &st) == ESMM_OK, "evaluate: %s", st.msg);
 		CHECK(loss < 0.7 * loss0, "the evaluated loss goes down: %g then %g", loss0, loss);
 	}
 	/* the generating rules give AUCs of about 0.82 (click) and 0.80 (like) */

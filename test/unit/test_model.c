@@ -8,6 +8,7 @@
  * broken esmm_rng cannot quietly make the tests trivial.
  */
 #include <malloc.h>
+#include <setjmp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2169,7 +2170,7 @@ test_early_stopping(void)
 		for (uint32_t e = 0; e < m->report.n_epochs; e++)
 			CHECK(!(history_metric(&m->report.epochs[e], "val_loss") < best_logged),
 				  "epoch %u has a lower val_loss than the best epoch %u", e + 1, best);
-		CHECK(esmm_model_evaluate(m, &val, &ev, values, &loss, &st) == ESMM_OK, "evaluate: %s", st.msg);
+		CHECK(esmm_model_evaluate(m, &val, &ev, values, &loss, NULL, NULL, &st) == ESMM_OK, "evaluate: %s", st.msg);
 		CHECK(loss == best_logged, "the restored weights give the best epoch's val_loss: %.12g vs %.12g",
 			  loss, best_logged);
 		CHECK(history_metric(&m->report.epochs[m->report.n_epochs - 1], "val_loss") > best_logged,
@@ -2188,6 +2189,122 @@ test_early_stopping(void)
 	CHECK(esmm_model_fit(m, &train, &val, &ts, &ev, NULL, NULL, &st) == ESMM_OK, "fit: %s", st.msg);
 	CHECK(m->report.stopped_early && m->report.best_epoch + 1 == m->report.n_epochs,
 		  "patience 0: best %u of %u epochs", m->report.best_epoch, m->report.n_epochs);
+	esmm_model_free(m);
+	free_data(&d);
+}
+
+/*
+ * Evaluation reports each batch to the progress callback (so that a query
+ * can be canceled during it): a nonzero return stops it with
+ * ESMM_ERR_CANCELED; a callback that jumps out leaves its buffers to the
+ * model, which frees them (ASan's leak check runs on this); a fit's
+ * validation passes evaluating calls too.
+ */
+typedef struct eval_calls
+{
+	int			calls,
+				stop_at,		/* return 1 at this call, 0: never */
+				jump_at;		/* longjmp at this call, 0: never */
+	int			bad;			/* a call without evaluating or out of order */
+	uint64_t	last_batch,
+				last_done;
+	jmp_buf		jump;
+} eval_calls;
+
+static int
+count_eval_calls(void *arg, const esmm_progress *p)
+{
+	eval_calls *c = (eval_calls *) arg;
+
+	if (!p->evaluating)
+		return 0;
+	c->calls++;
+	/* a pass starts at batch 1; within it, batches and rows go up */
+	if (p->batch == 1 ? p->rows_done == 0 :
+		p->batch != c->last_batch + 1 || p->rows_done <= c->last_done || p->batch > p->batches)
+		c->bad++;
+	c->last_batch = p->batch;
+	c->last_done = p->rows_done;
+	if (c->calls == c->jump_at)
+		longjmp(c->jump, 1);
+	return c->calls == c->stop_at;
+}
+
+static void
+test_evaluate_progress(void)
+{
+	test_data	d;
+	esmm_chunk	cv;
+	esmm_dataset val;
+	esmm_schema s;
+	esmm_arch	a;
+	esmm_model *m;
+	esmm_eval_spec ev;
+	esmm_train_spec ts;
+	esmm_status st;
+	eval_calls	c;
+	double		values[ESMM_MAX_EVAL_METRICS],
+				loss0,
+				loss;
+
+	make_training_data(&d, 1000);
+	val = data_slice(&d, &cv, 500, 500);
+	make_schema(&s);
+	make_arch(&a, ESMM_LOSS_BCE, 0.0f);
+	m = new_model(&s, &a, ESMM_KIND_ESMM, ESMM_OPTIM_ADAM, 0.05f, 16, SEED);
+	if (m == NULL)
+	{
+		free_data(&d);
+		return;
+	}
+	memset(&ev, 0, sizeof(ev));
+	eval_metric(&ev, 0, ESMM_METRIC_AUC, "click_auc");
+	esmm_status_clear(&st);
+	CHECK(esmm_model_evaluate(m, &val, &ev, values, &loss0, NULL, NULL, &st) == ESMM_OK, "evaluate: %s", st.msg);
+
+	memset(&c, 0, sizeof(c));
+	CHECK(esmm_model_evaluate(m, &val, &ev, values, &loss, count_eval_calls, &c, &st) == ESMM_OK &&
+		  loss == loss0, "with progress: the same loss %.12g vs %.12g", loss, loss0);
+	CHECK(c.calls == 32 && c.bad == 0 && c.last_done == 500,
+		  "500 rows in batches of 16: 32 calls in order, got %d (%d out of order, last %llu rows)",
+		  c.calls, c.bad, (unsigned long long) c.last_done);
+
+	memset(&c, 0, sizeof(c));
+	c.stop_at = 3;
+	esmm_status_clear(&st);
+	CHECK(esmm_model_evaluate(m, &val, &ev, values, &loss, count_eval_calls, &c, &st) == ESMM_ERR_CANCELED &&
+		  st.code == ESMM_ERR_CANCELED && c.calls == 3 && isnan(loss) && m->eval_mem == NULL,
+		  "a nonzero return stops after its batch: %d calls, \"%s\"", c.calls, st.msg);
+
+	memset(&c, 0, sizeof(c));
+	c.jump_at = 2;
+	if (setjmp(c.jump) == 0)
+	{
+		(void) esmm_model_evaluate(m, &val, &ev, values, &loss, count_eval_calls, &c, &st);
+		CHECK(0, "the callback jumped out");
+	}
+	CHECK(c.calls == 2 && m->eval_mem != NULL, "a jump out leaves the buffers with the model");
+	/* the next evaluation reuses the slot, and the loss is as before */
+	CHECK(esmm_model_evaluate(m, &val, &ev, values, &loss, NULL, NULL, &st) == ESMM_OK && loss == loss0,
+		  "after a jump out, evaluation works: %.12g", loss);
+
+	memset(&ts, 0, sizeof(ts));
+	ts.batch_size = 16;
+	ts.epochs = 2;
+	ts.seed = 5;
+	ts.shuffle = 1;
+	memset(&c, 0, sizeof(c));
+	{
+		esmm_chunk	ct;
+		esmm_dataset train = data_slice(&d, &ct, 0, 100);
+		int			calls = 0;
+
+		CHECK(esmm_model_fit(m, &train, &val, &ts, &ev, count_eval_calls, &c, &st) == ESMM_OK,
+			  "fit: %s", st.msg);
+		calls = c.calls;
+		CHECK(calls == 2 * 32 && c.bad == 0, "a fit's two validation passes report their batches: %d calls, %d out of order",
+			  calls, c.bad);
+	}
 	esmm_model_free(m);
 	free_data(&d);
 }
@@ -2627,6 +2744,7 @@ suite_model(void)
 	test_fit_metrics(1);
 	test_fit_metrics(0);
 	test_early_stopping();
+	test_evaluate_progress();
 	test_export();
 	test_canonical_order_twin();
 	test_scaling_out();
