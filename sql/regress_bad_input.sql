@@ -124,6 +124,8 @@ SELECT esmm_predict_table((SELECT model FROM m), 't', 'nokey', 'out_nokey');
 SET esmm.max_memory = '64kB';
 SELECT esmm_train(t, :'base') FROM t;
 SELECT mmoe_train(t, :'mbase') FROM t;
+-- evaluation counts the model's bytes, its decoded weights and a batch
+SELECT esmm_evaluate(t, (SELECT model FROM m)) FROM t;
 SELECT esmm_train(t, :'small') FROM t;
 SELECT esmm_model_info(esmm_train(t, jsonb_set(:'small', '{train_args,mode}', '"auto"')))->'report'->'history'->0->>'rows' AS streamed_rows FROM t;
 -- which rows are held out follows a hash of the whole row and the row order:

@@ -823,7 +823,7 @@ esmm_model_memory(const esmm_model *m, int batch_size, unsigned what)
 				extra,
 				touched,
 				bytes;
-	int			blocks = model_row_blocks(batch_size);
+	int			blocks = model_train_blocks(m, batch_size);
 
 	if ((what & ESMM_MEMORY_BEST) && !esmm_size_add(floats, weights, &floats))
 		return SIZE_MAX;
@@ -837,7 +837,8 @@ esmm_model_memory(const esmm_model *m, int batch_size, unsigned what)
 	if (!esmm_size_mul(floats, sizeof(float), &bytes) ||
 		!esmm_size_add(bytes, esmm_model_workspace_bytes(m, batch_size), &bytes))
 		return SIZE_MAX;
-	if (!esmm_size_add(bytes, sizeof(*m), &bytes))
+	if (!esmm_size_add(bytes, sizeof(*m), &bytes) ||
+		(m->kind == ESMM_KIND_MMOE && !esmm_size_add(bytes, mmoe_parts_bytes(m), &bytes)))
 		return SIZE_MAX;
 	if (!(what & ESMM_MEMORY_TRAIN))
 		return bytes;
@@ -910,7 +911,7 @@ esmm_model_train_begin(esmm_model *m, const esmm_optim_spec *optim,
 	/* dense gradients for as many row blocks as a batch of batch_size
 	 * rows is cut into (none when one block: it writes grads directly) */
 	m->block_grads = NULL;
-	m->block_cap = max_blocks = model_row_blocks(batch_size);
+	m->block_cap = max_blocks = model_train_blocks(m, batch_size);
 	if (max_blocks <= 1)
 		m->block_grads = model_alloc_floats(1);
 	else if (esmm_size_mul((size_t) max_blocks, m->n_params - m->n_embedding, &n_block))
@@ -1285,6 +1286,14 @@ towers_use_bn(const esmm_model *m)
 	return 0;
 }
 
+int
+model_train_blocks(const esmm_model *m, int B)
+{
+	int			bn = m->kind == ESMM_KIND_MMOE ? mmoe_uses_bn(m) : towers_use_bn(m);
+
+	return bn ? 1 : model_row_blocks(B);
+}
+
 /*
  * How a batch of B rows is cut into row blocks (ESMM_BLOCK_ROWS): returns
  * the number of blocks and sets *rows to the rows of each but the last.
@@ -1293,7 +1302,7 @@ towers_use_bn(const esmm_model *m)
 static int
 batch_blocks(const esmm_model *m, int B, int training, int *rows)
 {
-	return model_cut_blocks(B, training && towers_use_bn(m) ? 1 : model_row_blocks(B), rows);
+	return model_cut_blocks(B, training ? model_train_blocks(m, B) : model_row_blocks(B), rows);
 }
 
 /*
@@ -1615,7 +1624,7 @@ esmm_model_forward_backward(esmm_model *m, const esmm_batch *batch,
 
 	/* the loss needs pctr: a CVR-only model (an export) cannot train */
 	if ((m->kind != ESMM_KIND_MMOE && !m->has_tower[ESMM_TOWER_CTR]) ||
-		m->grads == NULL || B < 1 || B > m->max_B || model_row_blocks(B) > m->block_cap)
+		m->grads == NULL || B < 1 || B > m->max_B || model_train_blocks(m, B) > m->block_cap)
 		return NAN;
 	/* the dense region is small and always fully updated: clear it whole */
 	memset(m->grads + m->n_embedding, 0, dense * sizeof(float));
@@ -1977,14 +1986,15 @@ mmoe_evaluate(esmm_model *m, const esmm_dataset *ds, const esmm_eval_spec *ev,
 	const uint32_t T = m->mmoe.n_tasks;
 	const int	bs = m->max_B;
 	float	   *buf = NULL;		/* [2T, n]: scores of task t, then labels */
-	float	   *out;			/* [max_B, T] */
+	float	   *out = NULL;		/* [max_B, T] */
 	double	   *scratch = NULL; /* [n] */
 	uint32_t   *idx = NULL;		/* [max_B] */
 	esmm_code	rc = ESMM_OK;
 
 	if (!eval_buffers(m, n, (2 * (size_t) T * n) + (size_t) bs * T, (size_t) bs, &scratch, &buf, &idx))
 		rc = esmm_fail(st, ESMM_ERR_NOMEM, "out of memory to evaluate %zu rows", n);
-	out = buf + 2 * (size_t) T * n;
+	else
+		out = buf + 2 * (size_t) T * n;
 	for (size_t start = 0; rc == ESMM_OK && start < n; start += bs)
 	{
 		int			B = (int) (n - start < (size_t) bs ? n - start : (size_t) bs);

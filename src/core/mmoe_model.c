@@ -755,16 +755,28 @@ mmoe_loss_rows(esmm_model *m, mmoe_parts *p, const esmm_batch *batch, int b0, in
 static int
 mmoe_train_blocks(const esmm_model *m, int B, int *rows)
 {
-	int			n = model_row_blocks(B);
+	return model_cut_blocks(B, model_train_blocks(m, B), rows);
+}
 
+int
+mmoe_uses_bn(const esmm_model *m)
+{
 	for (uint32_t l = 0; l < m->mmoe.expert.n_layers; l++)
 		if (m->mmoe.expert.layers[l].use_bn)
-			n = 1;
+			return 1;
 	for (uint32_t t = 0; t < m->mmoe.n_tasks; t++)
 		for (uint32_t l = 0; l < m->mmoe.task[t].n_layers; l++)
 			if (m->mmoe.task[t].layers[l].use_bn)
-				n = 1;
-	return model_cut_blocks(B, n, rows);
+				return 1;
+	return 0;
+}
+
+size_t
+mmoe_parts_bytes(const esmm_model *m)
+{
+	size_t		per_layer = (size_t) m->mm->E * m->mmoe.expert.n_layers;
+
+	return sizeof(mmoe_parts) + per_layer * (sizeof(esmm_layer_ref) + sizeof(esmm_layer_acts));
 }
 
 /*

@@ -119,6 +119,17 @@ int			mmoe_variances_valid(const esmm_model *m);
 /* Frees the layout (and workspace); NULL parts are allowed. */
 void		mmoe_free_parts(esmm_model *m);
 
+/* The bytes of an MMoE model's parts and its experts' layer arrays. */
+size_t		mmoe_parts_bytes(const esmm_model *m);
+
+/* Whether any expert or task layer uses batch norm. */
+int			mmoe_uses_bn(const esmm_model *m);
+
+/* How many row blocks a training batch of B rows runs as: one when batch
+ * norm, which normalizes over the whole batch, is in the model;
+ * model_row_blocks(B) otherwise. */
+int			model_train_blocks(const esmm_model *m, int B);
+
 /*
  * Forward in training mode, the weighted task losses, and backward into
  * grads (tables included).  Returns the data loss (a mean over the batch)

@@ -533,6 +533,15 @@ switch_to_streaming(esmm_train_state *s, bool announce)
 	stream_train_window(s);
 }
 
+/* What a decoded model holds: esmm_model_memory's count, and the
+ * optimizer moments a stored model can bring along. */
+static double
+held_model_bytes(const esmm_model *m)
+{
+	return (double) esmm_model_memory(m, m->max_B, 0) +
+		(m->m1 != NULL ? 2.0 * m->n_params * sizeof(float) : 0.0);
+}
+
 /*
  * A state for rows of type td under cfg_json: the config parsed (its
  * NOTICEs only when notices), the schema resolved, the memory budget set,
@@ -548,6 +557,7 @@ train_state_new(MemoryContext aggcxt, Jsonb *cfg_json, Oid rowtype, int32 rowtyp
 	TupleDesc	td;
 	size_t		n_params,
 				model_bytes;
+	double		need;
 	int			batch;
 	unsigned	what;
 	esmm_status st;
@@ -608,13 +618,37 @@ train_state_new(MemoryContext aggcxt, Jsonb *cfg_json, Oid rowtype, int32 rowtyp
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("model of %zu parameters would exceed the 1 GB bytea limit", n_params),
 				 errhint("Use fewer hash buckets or narrower embeddings.")));
-	if ((double) model_bytes + s->row_bytes > (double) esmm_max_memory_kb * 1024)
+	/*
+	 * What else the state holds: the config as passed (an init_model in it
+	 * is hex, twice the model's bytes), and the evaluated model's bytes or
+	 * the init_model decoded, with its optimizer state; the init_model's
+	 * bytes are not needed once decoded
+	 */
+	need = (double) model_bytes + VARSIZE_ANY(s->cfg_json);
+	if (eval_model != NULL)
+		need += VARSIZE_ANY(eval_model);
+	else if (s->cfg.init_model != NULL)
+	{
+		s->init = esmm_model_from_bytea(s->cfg.init_model, 1, aggcxt, true);
+		pfree(s->cfg.init_model);
+		s->cfg.init_model = NULL;
+		need += held_model_bytes(s->init->model);
+	}
+	if (need + s->row_bytes > (double) esmm_max_memory_kb * 1024)
+	{
+		if (eval_model != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("model of %zu parameters needs %.0f kB to evaluate in batches of %d rows, more than esmm.max_memory (%d kB) allows",
+							n_params, ceil(need / 1024), batch, esmm_max_memory_kb),
+					 errhint("Raise esmm.max_memory; the batch size is the model's eval_args.batch_size.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("model of %zu parameters needs %zu kB to %s in batches of %d rows, more than esmm.max_memory (%d kB) allows",
-						n_params, (model_bytes + 1023) / 1024, eval_model ? "evaluate" : "train", batch, esmm_max_memory_kb),
-				 errhint("Use a smaller batch size, fewer hash buckets or narrower embeddings, or raise esmm.max_memory.")));
-	s->budget = (size_t) ((double) esmm_max_memory_kb * 1024 - model_bytes);
+				 errmsg("model of %zu parameters needs %.0f kB to train in batches of %d rows, more than esmm.max_memory (%d kB) allows",
+						n_params, ceil(need / 1024), batch, esmm_max_memory_kb),
+				 errhint("Use a smaller batch_size, fewer hash buckets or narrower embeddings, or raise esmm.max_memory.")));
+	}
+	s->budget = (size_t) ((double) esmm_max_memory_kb * 1024 - need);
 
 	if (eval_model != NULL)
 	{
@@ -624,13 +658,9 @@ train_state_new(MemoryContext aggcxt, Jsonb *cfg_json, Oid rowtype, int32 rowtyp
 	}
 	else if (s->cfg.mode == ESMM_MODE_STREAMING)
 		switch_to_streaming(s, false);
-	if (s->cfg.init_model != NULL && !s->evaluate_only)
-	{
-		s->init = esmm_model_from_bytea(s->cfg.init_model, 1, aggcxt, true);
-		/* checks the schema now, not after the scan */
-		if (!s->streaming)
-			state_model_create(s, NULL);
-	}
+	/* an init_model's schema is checked now, not after the scan */
+	if (s->init != NULL && !s->streaming)
+		state_model_create(s, NULL);
 	INSTR_TIME_SET_CURRENT(s->last_notice);
 	MemoryContextSwitchTo(old);
 	return s;

@@ -1,4 +1,5 @@
 /* test_main.c: runs every suite of the core's unit tests. */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -116,6 +117,18 @@ check_fd_range(esmm_model *m, const esmm_batch *b, const float *an, size_t off,
 			mx = isnan(an[i]) ? INFINITY : fmax(mx, fabs(an[i]));
 		return mx;
 	}
+}
+
+size_t
+unit_heap_in_use(void)
+{
+#if UNIT_HEAP_MEASURED
+	struct mallinfo2 mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
+#else
+	return 0;
+#endif
 }
 
 esmm_model *

@@ -173,7 +173,10 @@ new_mmoe(const esmm_schema *s, const mmoe_arch *a, int batch_size, float lr)
 	esmm_model *m = NULL;
 	esmm_status st;
 	size_t		n = 0,
-				bytes = 0;
+				bytes = 0,
+				before = unit_heap_in_use(),
+				grown,
+				touched;
 
 	esmm_status_clear(&st);
 	if (mmoe_model_create(&m, s, a, &st) != ESMM_OK)
@@ -181,12 +184,25 @@ new_mmoe(const esmm_schema *s, const mmoe_arch *a, int batch_size, float lr)
 		CHECK(0, "mmoe_model_create failed: %s", st.msg);
 		return NULL;
 	}
-	/* the plan that esmm.max_memory checks counts what this model holds */
+	if ((m = ready_to_train(m, ESMM_OPTIM_ADAM, lr, batch_size, SEED)) == NULL)
+		return NULL;
+	/*
+	 * The plan that esmm.max_memory checks counts what this model holds:
+	 * the heap grew by the count less the touched lists, which a step
+	 * allocates (a table and a row number, doubled, for three tables per
+	 * id and array feature and row, and two per number)
+	 */
+	grown = unit_heap_in_use() - before;
+	touched = 2 * ((size_t) batch_size * (m->n_ids + m->n_multi) * 3 + 2 * m->n_nums) *
+		(sizeof(uint16_t) + sizeof(uint32_t));
 	CHECK(mmoe_model_plan(s, a, batch_size, ESMM_MEMORY_TRAIN, &n, &bytes, &st) == ESMM_OK &&
-		  n == m->n_params && bytes == esmm_model_memory(m, batch_size, ESMM_MEMORY_TRAIN) &&
-		  bytes > esmm_model_workspace_bytes(m, batch_size),
+		  n == m->n_params && bytes == esmm_model_memory(m, batch_size, ESMM_MEMORY_TRAIN),
 		  "the plan counts %zu parameters and %zu bytes to train", n, bytes);
-	return ready_to_train(m, ESMM_OPTIM_ADAM, lr, batch_size, SEED);
+	if (UNIT_HEAP_MEASURED)
+		CHECK(grown <= bytes - touched + 4096 && bytes - touched <= grown + 4096,
+			  "the model grew the heap by %zu bytes; counted %zu less %zu for the touched lists",
+			  grown, bytes, touched);
+	return m;
 }
 
 /* ------------------------------------------------------ gradient check */
