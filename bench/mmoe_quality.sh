@@ -16,7 +16,8 @@
 #     never_married and college in place of the seed's is_click, is_favor
 #     and play_num1.
 #   - scoring the test rows: per-row mmoe_predict into a table, and
-#     mmoe_predict_table over a copy of them, against the peer's batches.
+#     mmoe_predict_table over a copy of them (the fastest of three calls),
+#     against the peer's batches.
 # Prints per-seed AUCs, the mean and standard deviation of esmm - pytorch,
 # and rows/s ratios.
 set -euo pipefail
@@ -60,8 +61,19 @@ SELECT extract(epoch FROM clock_timestamp()) AS t1 \gset
 CREATE TABLE scored AS SELECT c.income, c.never_married, c.college,
   mmoe_predict((SELECT model FROM models), c) AS p FROM census c WHERE c.split = 'test';
 SELECT extract(epoch FROM clock_timestamp()) AS t2 \gset
-SELECT mmoe_predict_table((SELECT model FROM models), 'census_test', 'id', 'scored_table') \gset
-SELECT extract(epoch FROM clock_timestamp()) AS t3 \gset
+-- table scoring: the fastest of three calls, as make bench times
+-- esmm_predict_table (the first call of a session faults its memory in)
+CREATE TEMP TABLE table_runs (seconds float8);
+DO $$
+DECLARE t0 timestamptz;
+BEGIN
+  FOR i IN 1..3 LOOP
+    DROP TABLE IF EXISTS scored_table;
+    t0 := clock_timestamp();
+    PERFORM mmoe_predict_table((SELECT model FROM models), 'census_test', 'id', 'scored_table');
+    INSERT INTO table_runs VALUES (extract(epoch FROM clock_timestamp() - t0));
+  END LOOP;
+END $$;
 \pset tuples_only on
 \pset format unaligned
 SELECT json_build_object(
@@ -69,7 +81,7 @@ SELECT json_build_object(
   'rows_trained', (SELECT (esmm_model_info(model)->'report'->>'rows_trained')::bigint FROM models),
   'epochs', (SELECT jsonb_array_length(esmm_model_info(model)->'report'->'history') FROM models),
   'score_seconds', :t2 - :t1,
-  'table_seconds', :t3 - :t2,
+  'table_seconds', (SELECT min(seconds) FROM table_runs),
   'rows_test', (SELECT count(*) FROM scored),
   'auc_income', (SELECT auc(p[1], income) FROM scored),
   'auc_never_married', (SELECT auc(p[2], never_married) FROM scored),
@@ -108,7 +120,7 @@ t_sps = st.mean(T[s]["infer_rows_per_sec"] for s in seeds)
 print(f"{'train rows/s':16}{e_rps:16.0f}{t_rps:16.0f}{e_rps / t_rps:17.2f}x   (esmm: the whole SQL statement)")
 print(f"{'score rows/s':16}{e_sps:16.0f}{t_sps:16.0f}{e_sps / t_sps:17.2f}x   (esmm: per-row mmoe_predict into a table; pytorch: batches)")
 e_tps = st.mean(E[s]["rows_test"] / E[s]["table_seconds"] for s in seeds)
-print(f"{'table rows/s':16}{e_tps:16.0f}{t_sps:16.0f}{e_tps / t_sps:17.2f}x   (esmm: mmoe_predict_table; pytorch: batches)")
+print(f"{'table rows/s':16}{e_tps:16.0f}{t_sps:16.0f}{e_tps / t_sps:17.2f}x   (esmm: mmoe_predict_table, fastest of 3; pytorch: batches)")
 print()
 print("seed 002's config as written (FM wide part, feature_cross 2, output_cross 0, 4 experts [128, 64],")
 print("towers [64, 16, 1], early stopping on val_loss with 10% held out), census labels:")
