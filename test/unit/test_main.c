@@ -131,6 +131,19 @@ unit_heap_in_use(void)
 #endif
 }
 
+esmm_train_spec
+shuffled_spec(uint32_t batch_size, uint32_t epochs, uint64_t seed)
+{
+	esmm_train_spec ts;
+
+	memset(&ts, 0, sizeof(ts));
+	ts.batch_size = batch_size;
+	ts.epochs = epochs;
+	ts.seed = seed;
+	ts.shuffle = 1;
+	return ts;
+}
+
 esmm_model *
 ready_to_train(esmm_model *m, int opt, float lr, int batch_size, uint64_t seed)
 {

@@ -552,11 +552,7 @@ test_training(void)
 		strcpy(ev.metrics[k].name, names[k]);
 	}
 	ev.monitor = ESMM_MONITOR_NONE;
-	memset(&ts, 0, sizeof(ts));
-	ts.batch_size = 64;
-	ts.epochs = 10;
-	ts.seed = 11;
-	ts.shuffle = 1;
+	ts = shuffled_spec(64, 10, 11);
 	if ((m = new_mmoe(&s, &a, 64, 0.02f)) == NULL)
 	{
 		free_sim(&d);

@@ -1149,11 +1149,7 @@ train_once(const test_data *d, uint64_t shuffle_seed, progress_log *log,
 	m = new_model(&s, &a, ESMM_KIND_ESMM, ESMM_OPTIM_ADAM, 0.01f, 64, SEED);
 	if (m == NULL)
 		return NULL;
-	memset(&ts, 0, sizeof(ts));
-	ts.batch_size = 64;
-	ts.epochs = 3;
-	ts.seed = shuffle_seed;
-	ts.shuffle = 1;
+	ts = shuffled_spec(64, 3, shuffle_seed);
 	ts.optim = m->optim;
 	esmm_status_clear(st);
 	*rc = esmm_model_train(m, &d->ds, &ts, record_progress, log, st);
@@ -2043,11 +2039,7 @@ test_fit_metrics(int label_is_ctcvr)
 	m = new_model(&s, &a, ESMM_KIND_ESMM, ESMM_OPTIM_ADAM, 0.01f, 64, SEED);
 	if (m == NULL)
 		return;
-	memset(&ts, 0, sizeof(ts));
-	ts.batch_size = 64;
-	ts.epochs = 2;
-	ts.seed = 3;
-	ts.shuffle = 1;
+	ts = shuffled_spec(64, 2, 3);
 	memset(&ev, 0, sizeof(ev));
 	ev.monitor = ESMM_MONITOR_NONE;
 	eval_metric(&ev, 0, ESMM_METRIC_AUC, "click_auc");
@@ -2157,11 +2149,7 @@ test_early_stopping(void)
 	m = new_model(&s, &a, ESMM_KIND_ESMM, ESMM_OPTIM_ADAM, 0.05f, 16, SEED);
 	if (m == NULL)
 		return;
-	memset(&ts, 0, sizeof(ts));
-	ts.batch_size = 16;
-	ts.epochs = 60;
-	ts.seed = 5;
-	ts.shuffle = 1;
+	ts = shuffled_spec(16, 60, 5);
 	memset(&ev, 0, sizeof(ev));
 	eval_metric(&ev, 0, ESMM_METRIC_AUC, "click_auc");
 	ev.monitor = ESMM_MONITOR_VAL_LOSS;
@@ -2304,11 +2292,7 @@ test_evaluate_progress(void)
 		return;
 	}
 
-	memset(&ts, 0, sizeof(ts));
-	ts.batch_size = 16;
-	ts.epochs = 2;
-	ts.seed = 5;
-	ts.shuffle = 1;
+	ts = shuffled_spec(16, 2, 5);
 	memset(&c, 0, sizeof(c));
 	{
 		esmm_chunk	ct;
@@ -2651,11 +2635,7 @@ test_scaling_out(void)
 	CHECK(same == n, "canonical order: %zu of %zu rows line up in both orders", same, n);
 	CHECK(!same_row(&d.ds, 0, &d.ds, n - 1), "canonical order: the check can tell rows apart");
 
-	memset(&ts, 0, sizeof(ts));
-	ts.batch_size = 32;
-	ts.epochs = 2;
-	ts.seed = 5;
-	ts.shuffle = 1;
+	ts = shuffled_spec(32, 2, 5);
 	esmm_optim_defaults(&ts.optim, ESMM_OPTIM_ADAM);
 	m[0] = scaling_model(3, 32);
 	m[1] = scaling_model(3, 32);

@@ -72,6 +72,10 @@ double		check_fd_range(struct esmm_model *m, const struct esmm_batch *b,
 #endif
 size_t		unit_heap_in_use(void);
 
+/* A training spec of batch_size rows, epochs epochs and a shuffle from
+ * seed; the optimizer is the model's own (esmm_model_train_begin). */
+esmm_train_spec shuffled_spec(uint32_t batch_size, uint32_t epochs, uint64_t seed);
+
 struct esmm_model *ready_to_train(struct esmm_model *m, int opt, float lr,
 								  int batch_size, uint64_t seed);
 
