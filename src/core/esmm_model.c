@@ -45,7 +45,7 @@ tower_stack(const esmm_model *m, int t)
 {
 	/* the stack writes activations, never the model's layout */
 	esmm_stack	st = {&m->arch.tower[t], (esmm_layer_ref *) m->layer[t],
-	(esmm_layer_acts *) m->acts[t], 0};
+	(esmm_layer_acts *) m->acts[t], 0, m->wt, m->n_embedding};
 
 	return st;
 }
@@ -543,6 +543,7 @@ esmm_model_free(esmm_model *m)
 	free(m->best_params);
 	free(m->best_state);
 	free(m->block_grads);
+	free(m->wt);
 	free(m->config_json);
 	free(m->report.epochs);
 	mmoe_free_parts(m);
@@ -827,10 +828,12 @@ esmm_model_memory(const esmm_model *m, int batch_size, unsigned what)
 
 	if ((what & ESMM_MEMORY_BEST) && !esmm_size_add(floats, weights, &floats))
 		return SIZE_MAX;
-	/* gradients and two moments; each row block but a lone one its own
+	/* gradients and two moments, the kernels transposed (as many floats
+	 * as the dense parameters); each row block but a lone one its own
 	 * dense gradients */
 	if ((what & ESMM_MEMORY_TRAIN) &&
 		(!esmm_size_mul(3, m->n_params, &extra) || !esmm_size_add(floats, extra, &floats) ||
+		 !esmm_size_add(floats, m->n_params - m->n_embedding, &floats) ||
 		 (blocks > 1 && (!esmm_size_mul((size_t) blocks, m->n_params - m->n_embedding, &extra) ||
 						 !esmm_size_add(floats, extra, &floats)))))
 		return SIZE_MAX;
@@ -916,12 +919,14 @@ esmm_model_train_begin(esmm_model *m, const esmm_optim_spec *optim,
 		m->block_grads = model_alloc_floats(1);
 	else if (esmm_size_mul((size_t) max_blocks, m->n_params - m->n_embedding, &n_block))
 		m->block_grads = model_alloc_floats(n_block);
+	free(m->wt);
+	m->wt = model_alloc_floats(m->n_params - m->n_embedding);
 	m->grads = model_alloc_floats(m->n_params);
 	m->m1 = model_alloc_floats(m->n_params);
 	m->m2 = model_alloc_floats(m->n_params);
 	m->stamp = calloc(m->n_rows_total + 1, sizeof(uint32_t));
 	if (m->grads == NULL || m->m1 == NULL || m->m2 == NULL || m->stamp == NULL ||
-		m->block_grads == NULL)
+		m->block_grads == NULL || m->wt == NULL)
 		return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for the optimizer state of %zu parameters",
 						 m->n_params);
 	for (size_t i = 0; i < m->n_params; i++)
@@ -1345,7 +1350,7 @@ esmm_tower_backward(esmm_model *m, int t, int b0, int b1, esmm_layer_acts *acts,
 	const size_t D = m->tower_in[t];
 	const size_t w = max_width(m);
 	esmm_stack	whole = tower_stack(m, t);
-	esmm_stack	s = {whole.spec, whole.ref, acts, grad_base};
+	esmm_stack	s = {whole.spec, whole.ref, acts, grad_base, whole.wt, whole.wt_base};
 	float	   *dx = m->scratch[0] + (size_t) b0 * w;
 
 	esmm_stack_backward(&s, dx, m->d_logit[t] + b0, m->input[t] + (size_t) b0 * D,
@@ -1639,6 +1644,14 @@ esmm_model_forward_backward(esmm_model *m, const esmm_batch *batch,
 		return loss + reg + model_embedding_touch(m, batch);
 	}
 
+	/* the towers' kernels as this step's backward reads them */
+	for (int t = 0; t < 2; t++)
+		if (m->has_tower[t])
+		{
+			esmm_stack	stack = tower_stack(m, t);
+
+			esmm_stack_transpose(&stack, m->params, m->wt, m->n_embedding);
+		}
 	loss = esmm_forward_backward(m, batch);
 	if (data_loss != NULL)
 		*data_loss = loss;

@@ -185,6 +185,10 @@ typedef struct esmm_model
 								 * each row block's dense gradients */
 	int			block_cap;		/* row blocks block_grads holds: those of
 								 * a batch of the training batch size */
+	float	   *wt;				/* [n_params - n_embedding] the towers'
+								 * kernels transposed, at their offsets less
+								 * n_embedding: each training batch writes
+								 * them for its backward */
 	float	   *scratch[3];		/* [B, max(D, widths)] backward buffers */
 	int32_t    *col_ids;		/* [n_ids, B] the id columns, contiguous */
 	float	   *y_task[2];		/* [B] labels, contiguous */

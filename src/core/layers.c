@@ -69,7 +69,7 @@ esmm_dense_forward_naive(float *y, const float *x, const float *W,
 ESMM_TARGET_CLONES void
 esmm_dense_backward(float *dx, float *dW, float *db,
 					const float *dy, const float *x, const float *W,
-					int B, int in, int out)
+					const float *Wt, int B, int in, int out)
 {
 	if (B <= 0)
 		return;
@@ -90,9 +90,20 @@ esmm_dense_backward(float *dx, float *dW, float *db,
 	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, B,
 				1.0f, x, in, dy, out, 1.0f, dW, out);
 	/* dx[B,in] = dy[B,out] W^T[out,in] */
-	if (dx != NULL)
+	if (dx != NULL && Wt != NULL)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, in, out,
+					1.0f, dy, out, Wt, in, 0.0f, dx, in);
+	else if (dx != NULL)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, in, out,
 					1.0f, dy, out, W, out, 0.0f, dx, in);
+}
+
+void
+esmm_transpose(float *dst, const float *src, int rows, int cols)
+{
+	for (int c = 0; c < cols; c++)
+		for (int r = 0; r < rows; r++)
+			dst[(size_t) c * rows + r] = src[(size_t) r * cols + c];
 }
 
 void

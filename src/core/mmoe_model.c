@@ -81,7 +81,8 @@ static esmm_stack
 expert_stack(const esmm_model *m, mmoe_parts *p, uint32_t k)
 {
 	const size_t L = m->mmoe.expert.n_layers;
-	esmm_stack	st = {&m->mmoe.expert, p->expert_ref + k * L, p->expert_acts + k * L, 0};
+	esmm_stack	st = {&m->mmoe.expert, p->expert_ref + k * L, p->expert_acts + k * L, 0,
+	m->wt, m->n_embedding};
 
 	return st;
 }
@@ -89,7 +90,7 @@ expert_stack(const esmm_model *m, mmoe_parts *p, uint32_t k)
 static esmm_stack
 task_stack(const esmm_model *m, mmoe_parts *p, uint32_t t)
 {
-	esmm_stack	st = {&m->mmoe.task[t], p->task_ref[t], p->task_acts[t], 0};
+	esmm_stack	st = {&m->mmoe.task[t], p->task_ref[t], p->task_acts[t], 0, m->wt, m->n_embedding};
 
 	return st;
 }
@@ -827,7 +828,7 @@ mmoe_block_forward_backward(esmm_model *m, mmoe_parts *p, const esmm_batch *batc
 		esmm_softmax_backward(p->d_g, p->d_g, p->gate_p[g], B, (int) p->E);
 		esmm_dense_backward(p->dx, grads + (p->gate_W[g] - grad_base),
 							p->gate_b[g] != ESMM_NO_OFFSET ? grads + (p->gate_b[g] - grad_base) : NULL,
-							p->d_g, p->x_e, m->params + p->gate_W[g], B, De, (int) p->E);
+							p->d_g, p->x_e, m->params + p->gate_W[g], NULL, B, De, (int) p->E);
 		add_columns(p->d_xe, p->dx, De, 0, De, B);
 	}
 	for (int k = (int) p->E - 1; k >= 0; k--)
@@ -895,6 +896,19 @@ mmoe_forward_backward(esmm_model *m, const esmm_batch *batch, double *reg)
 	int			rows,
 				n_blocks = mmoe_train_blocks(m, B, &rows);
 
+	/* the experts' and towers' kernels as this step's backward reads them */
+	for (uint32_t k = 0; k < p->E; k++)
+	{
+		esmm_stack	s = expert_stack(m, p, k);
+
+		esmm_stack_transpose(&s, m->params, m->wt, m->n_embedding);
+	}
+	for (uint32_t t = 0; t < p->T; t++)
+	{
+		esmm_stack	s = task_stack(m, p, t);
+
+		esmm_stack_transpose(&s, m->params, m->wt, m->n_embedding);
+	}
 	if (n_blocks == 1)
 		loss = mmoe_block_forward_backward(m, p, batch, 0, B, &m->dropout_rng, m->grads, 0);
 	else

@@ -130,7 +130,7 @@ rows_from(float *p, size_t skip)
 esmm_stack
 esmm_stack_rows(const esmm_stack *s, esmm_layer_acts *acts, size_t b0, size_t grad_base)
 {
-	esmm_stack	r = {s->spec, s->ref, acts, grad_base};
+	esmm_stack	r = {s->spec, s->ref, acts, grad_base, s->wt, s->wt_base};
 
 	for (uint32_t l = 0; l < s->spec->n_layers; l++)
 	{
@@ -224,8 +224,21 @@ esmm_stack_backward(const esmm_stack *s, float *dx, const float *dy,
 		/* dx doubles as the buffer between layers: dy was consumed into sb */
 		esmm_dense_backward(dx, grads + (r->W - s->grad_base),
 							r->b != ESMM_NO_OFFSET ? grads + (r->b - s->grad_base) : NULL,
-							g, x_in, params + r->W, B, (int) r->in, (int) r->out);
+							g, x_in, params + r->W,
+							s->wt != NULL ? s->wt + (r->W - s->wt_base) : NULL,
+							B, (int) r->in, (int) r->out);
 		dy = dx;
+	}
+}
+
+void
+esmm_stack_transpose(const esmm_stack *s, const float *params, float *wt, size_t wt_base)
+{
+	for (uint32_t l = 0; l < s->spec->n_layers; l++)
+	{
+		const esmm_layer_ref *r = &s->ref[l];
+
+		esmm_transpose(wt + (r->W - wt_base), params + r->W, (int) r->in, (int) r->out);
 	}
 }
 

@@ -17,6 +17,9 @@ typedef struct esmm_stack
 	esmm_layer_acts *acts;		/* [spec->n_layers] activations */
 	size_t		grad_base;		/* backward writes the gradient of the tensor at
 								 * offset o to grads[o - grad_base] */
+	const float *wt;			/* or NULL: the kernel at offset o transposed
+								 * is at wt + (o - wt_base), for backward */
+	size_t		wt_base;
 } esmm_stack;
 
 /* Lays out the stack's tensors for an input of width in: parameters from
@@ -64,6 +67,11 @@ const float *esmm_stack_forward(const esmm_stack *s, const float *x,
 void		esmm_stack_backward(const esmm_stack *s, float *dx, const float *dy,
 								const float *x, const float *params,
 								float *grads, int B, float *sb, float *sc);
+
+/* Writes each layer's kernel from params, transposed, to
+ * wt + (offset - wt_base): what a stack with that wt reads. */
+void		esmm_stack_transpose(const esmm_stack *s, const float *params,
+								 float *wt, size_t wt_base);
 
 /* Adds the kernels' L1/L2 gradients to grads; returns their loss. */
 double		esmm_stack_regularize(const esmm_stack *s, const float *params,

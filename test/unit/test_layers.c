@@ -192,6 +192,7 @@ test_dense_agreement(void)
 				dx2[AG_B * AG_IN],
 				dW1[AG_IN * AG_OUT],
 				dW2[AG_IN * AG_OUT],
+				Wt[AG_IN * AG_OUT],
 				db1[AG_OUT],
 				db2[AG_OUT];
 
@@ -235,12 +236,24 @@ test_dense_agreement(void)
 				memcpy(db2, db1, out * sizeof(float));
 				fill_value(dx1, nx, NAN);
 				fill_value(dx2, nx, NAN);
-				esmm_dense_backward(dx1, dW1, db1, dy, x, W, B, in, out);
+				esmm_dense_backward(dx1, dW1, db1, dy, x, W, NULL, B, in, out);
 				esmm_dense_backward_naive(dx2, dW2, db2, dy, x, W, B, in, out);
 				err = max_diff(dx1, dx2, nx) / (1.0 + max_abs(dx2, nx));
 				err = fmax(err, max_diff(dW1, dW2, nw) / (1.0 + max_abs(dW2, nw)));
 				err = fmax(err, max_diff(db1, db2, out) / (1.0 + max_abs(db2, out)));
 				CHECK(err <= 1e-4, "dense backward B=%d in=%d out=%d: err %.3g",
+					  B, in, out, err);
+
+				/* the path with the kernel transposed: dx as the twin's */
+				esmm_transpose(Wt, W, in, out);
+				for (int i = 0; i < in; i++)
+					for (int o = 0; o < out; o++)
+						if (Wt[(size_t) o * in + i] != W[(size_t) i * out + o])
+							err = INFINITY;
+				fill_value(dx1, nx, NAN);
+				esmm_dense_backward(dx1, dW1, NULL, dy, x, W, Wt, B, in, out);
+				err = fmax(err, max_diff(dx1, dx2, nx) / (1.0 + max_abs(dx2, nx)));
+				CHECK(err <= 1e-4, "dense backward with W transposed B=%d in=%d out=%d: err %.3g",
 					  B, in, out, err);
 			}
 }
@@ -286,7 +299,7 @@ test_dense_accumulation(void)
 			if (naive)
 				esmm_dense_backward_naive(dx, dW, db, dy, x, W, B, IN, OUT);
 			else
-				esmm_dense_backward(dx, dW, db, dy, x, W, B, IN, OUT);
+				esmm_dense_backward(dx, dW, db, dy, x, W, NULL, B, IN, OUT);
 		}
 		for (int i = 0; i < IN * OUT; i++)
 			expect_W[i] = dW0[i] + 2.0f * g_W[i];
@@ -304,7 +317,7 @@ test_dense_accumulation(void)
 		if (naive)
 			esmm_dense_backward_naive(NULL, dW, NULL, dy, x, W, B, IN, OUT);
 		else
-			esmm_dense_backward(NULL, dW, NULL, dy, x, W, B, IN, OUT);
+			esmm_dense_backward(NULL, dW, NULL, dy, x, W, NULL, B, IN, OUT);
 		for (int i = 0; i < IN * OUT; i++)
 			expect_W[i] = dW0[i] + g_W[i];
 		CHECK(max_diff(dW, expect_W, IN * OUT) <= 1e-5,
@@ -343,7 +356,7 @@ test_dense_by_hand(void)
 		else
 		{
 			esmm_dense_forward(y, x, W, b, 2, 2, 2);
-			esmm_dense_backward(dx, dW, db, dy, x, W, 2, 2, 2);
+			esmm_dense_backward(dx, dW, db, dy, x, W, NULL, 2, 2, 2);
 		}
 		CHECK(max_diff(y, y_want, 4) <= 1e-6, "%s: 2x2 forward", k);
 		CHECK(max_diff(dW, dW_want, 4) <= 1e-6, "%s: 2x2 dW", k);
@@ -488,7 +501,7 @@ test_dense_grad(void)
 	fill(W, IN * OUT, -1, 1);
 	fill(b, OUT, -1, 1);
 	fill(r, B * OUT, -1, 1);
-	esmm_dense_backward(dx, dW, db, r, x, W, B, IN, OUT);
+	esmm_dense_backward(dx, dW, db, r, x, W, NULL, B, IN, OUT);
 	grad_check("dense dx", x, B * IN, dx, dense_loss, &c, FD_ATOL_FLOAT);
 	grad_check("dense dW", W, IN * OUT, dW, dense_loss, &c, FD_ATOL_FLOAT);
 	grad_check("dense db", b, OUT, db, dense_loss, &c, FD_ATOL_FLOAT);
