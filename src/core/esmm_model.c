@@ -927,8 +927,19 @@ esmm_model_train_begin(esmm_model *m, const esmm_optim_spec *optim,
 	m->stamp = calloc(m->n_rows_total + 1, sizeof(uint32_t));
 	if (m->grads == NULL || m->m1 == NULL || m->m2 == NULL || m->stamp == NULL ||
 		m->block_grads == NULL || m->wt == NULL)
+	{
+		/* all or nothing: training checks grads alone */
+		free(m->grads);
+		free(m->m1);
+		free(m->m2);
+		free(m->stamp);
+		free(m->block_grads);
+		free(m->wt);
+		m->grads = m->m1 = m->m2 = m->block_grads = m->wt = NULL;
+		m->stamp = NULL;
 		return esmm_fail(st, ESMM_ERR_NOMEM, "out of memory for the optimizer state of %zu parameters",
 						 m->n_params);
+	}
 	for (size_t i = 0; i < m->n_params; i++)
 		m->m1[i] = m1_init;
 	m->optim = *optim;

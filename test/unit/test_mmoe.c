@@ -215,7 +215,7 @@ new_mmoe(const esmm_schema *s, const mmoe_arch *a, int batch_size, float lr)
  */
 static void
 gradient_check(int feature_cross, int output_cross, mmoe_wide_type wide_type,
-			   int share_gates)
+			   int share_gates, int steps_first)
 {
 	esmm_schema s;
 	mmoe_arch	a;
@@ -236,12 +236,20 @@ gradient_check(int feature_cross, int output_cross, mmoe_wide_type wide_type,
 	for (size_t i = 0; i < m->n_params; i++)
 		if (fabsf(m->params[i]) < 0.02f && i < m->n_embedding)
 			m->params[i] += 0.1f;
+	/* after optimizer steps too: the backward reads the kernels
+	 * transposed, which must follow every step */
+	for (int k = 0; k < steps_first; k++)
+	{
+		esmm_model_forward_backward(m, &hb.b, NULL);
+		esmm_model_step(m);
+	}
 	esmm_model_forward_backward(m, &hb.b, NULL);
 	an = malloc(m->n_params * sizeof(float));
 	memcpy(an, m->grads, m->n_params * sizeof(float));
 
-	snprintf(what, sizeof(what), "mmoe cross %d/%d wide %d%s: tables", feature_cross,
-			 output_cross, (int) wide_type, share_gates ? " shared gate" : "");
+	snprintf(what, sizeof(what), "mmoe cross %d/%d wide %d%s%s: tables", feature_cross,
+			 output_cross, (int) wide_type, share_gates ? " shared gate" : "",
+			 steps_first ? " after steps" : "");
 	/* only looked-up rows have a gradient; the others must have none */
 	for (uint32_t t = 0; t < m->n_tables; t++)
 		total += check_fd_range(m, &hb.b, an, m->table[t].off,
@@ -282,9 +290,10 @@ test_gradients(void)
 	for (int fc = 0; fc <= 5; fc++)
 		for (int oc = 0; oc <= 1; oc++)
 			for (int w = MMOE_WIDE_FM; w <= MMOE_WIDE_RAW; w++)
-				gradient_check(fc, oc, (mmoe_wide_type) w, 0);
-	gradient_check(2, 0, MMOE_WIDE_FM, 1);
-	gradient_check(5, 0, MMOE_WIDE_LR, 1);
+				gradient_check(fc, oc, (mmoe_wide_type) w, 0, 0);
+	gradient_check(2, 0, MMOE_WIDE_FM, 1, 0);
+	gradient_check(5, 0, MMOE_WIDE_LR, 1, 0);
+	gradient_check(2, 0, MMOE_WIDE_FM, 0, 3);
 }
 
 /* ---------------------------------------------------------- the wiring */
