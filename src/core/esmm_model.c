@@ -1310,13 +1310,8 @@ model_train_blocks(const esmm_model *m, int B)
 	return bn ? 1 : model_row_blocks(B);
 }
 
-/*
- * How a batch of B rows is cut into row blocks (ESMM_BLOCK_ROWS): returns
- * the number of blocks and sets *rows to the rows of each but the last.
- * Batch norm in training normalizes over the whole batch: one block.
- */
-static int
-batch_blocks(const esmm_model *m, int B, int training, int *rows)
+int
+model_batch_blocks(const esmm_model *m, int B, int training, int *rows)
 {
 	return model_cut_blocks(B, training ? model_train_blocks(m, B) : model_row_blocks(B), rows);
 }
@@ -1555,7 +1550,7 @@ esmm_forward_backward(esmm_model *m, const esmm_batch *batch)
 	double		block_loss[ESMM_MAX_BLOCKS],
 				loss = 0.0;
 	int			rows,
-				n_blocks = batch_blocks(m, B, 1, &rows);
+				n_blocks = model_batch_blocks(m, B, 1, &rows);
 
 	/*
 	 * One block writes the model's gradients directly.  Static: a thread
@@ -1781,7 +1776,7 @@ esmm_model_predict(esmm_model *m, const esmm_batch *batch, float *pctr,
 	}
 	/* a row's scores do not depend on the blocks: any thread count gives
 	 * the same; per-row scoring (one block) never enters the pool */
-	n_blocks = batch_blocks(m, B, 0, &rows);
+	n_blocks = model_batch_blocks(m, B, 0, &rows);
 	if (n_blocks == 1)
 	{
 		esmm_predict_rows(m, batch, 0, B, 0, pctr, pcvr, pctcvr);
@@ -1932,6 +1927,13 @@ metric_value(esmm_metric_kind kind, const float *s, const float *y,
 	return sum / count;
 }
 
+static void
+eval_buffers_free(esmm_model *m)
+{
+	free(m->eval_mem);
+	m->eval_mem = NULL;
+}
+
 /*
  * The evaluation's buffers as one allocation owned by the model, so that a
  * progress callback that does not return (a query cancel) leaks nothing:
@@ -1946,8 +1948,7 @@ eval_buffers(esmm_model *m, size_t n_doubles, size_t n_floats, size_t n_idx,
 				bi,
 				total;
 
-	free(m->eval_mem);
-	m->eval_mem = NULL;
+	eval_buffers_free(m);
 	if (!esmm_size_mul(n_doubles, sizeof(double), &bd) ||
 		!esmm_size_mul(n_floats, sizeof(float), &bf) ||
 		!esmm_size_mul(n_idx, sizeof(uint32_t), &bi) ||
@@ -1968,13 +1969,6 @@ esmm_eval_row_bytes(esmm_model_kind kind, uint32_t n_labels)
 	size_t		floats = kind == ESMM_KIND_MMOE ? 2 * (size_t) n_labels : 5;
 
 	return floats * sizeof(float) + sizeof(double);
-}
-
-static void
-eval_buffers_free(esmm_model *m)
-{
-	free(m->eval_mem);
-	m->eval_mem = NULL;
 }
 
 /*

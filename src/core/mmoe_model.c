@@ -686,8 +686,8 @@ static void
 mmoe_outputs(esmm_model *m, const esmm_batch *batch, float *out, int sigmoid_binary)
 {
 	const int	B = batch->B;
-	int			n_blocks = model_row_blocks(B),
-				rows,
+	int			rows,
+				n_blocks = model_batch_blocks(m, B, 0, &rows),
 				own_stretch;
 
 	if (n_blocks <= 1)
@@ -695,7 +695,6 @@ mmoe_outputs(esmm_model *m, const esmm_batch *batch, float *out, int sigmoid_bin
 		mmoe_outputs_rows(m, m->mm, batch, 0, B, out, sigmoid_binary);
 		return;
 	}
-	n_blocks = model_cut_blocks(B, n_blocks, &rows);
 	own_stretch = (size_t) esmm_threads_max() * rows <= (size_t) m->max_B;
 #pragma omp parallel for schedule(dynamic, 1)
 	for (int k = 0; k < n_blocks; k++)
@@ -745,18 +744,6 @@ mmoe_loss_rows(esmm_model *m, mmoe_parts *p, const esmm_batch *batch, int b0, in
 			loss += a->loss_weights[t] * esmm_bce_logits(p->dz[t], p->z[t], p->y, n, w);
 	}
 	return loss;
-}
-
-/*
- * Whether a training batch runs as row blocks: batch norm in training
- * normalizes over the whole batch, so a model with it runs one block.
- * Returns the number of blocks (ESMM_BLOCK_ROWS, as ESMM's: a function of
- * B only) and sets *rows to the rows of each but the last.
- */
-static int
-mmoe_train_blocks(const esmm_model *m, int B, int *rows)
-{
-	return model_cut_blocks(B, model_train_blocks(m, B), rows);
 }
 
 int
@@ -894,7 +881,7 @@ mmoe_forward_backward(esmm_model *m, const esmm_batch *batch, double *reg)
 	double		loss = 0.0,
 				block_loss[ESMM_MAX_BLOCKS];
 	int			rows,
-				n_blocks = mmoe_train_blocks(m, B, &rows);
+				n_blocks = model_batch_blocks(m, B, 1, &rows);
 
 	/* the experts' and towers' kernels as this step's backward reads them */
 	for (uint32_t k = 0; k < p->E; k++)

@@ -82,6 +82,16 @@ model_cut_blocks(int B, int n, int *rows)
 	return (B + *rows - 1) / *rows;
 }
 
+/* How many row blocks a training batch of B rows runs as: one when batch
+ * norm, which normalizes over the whole batch, is in the model;
+ * model_row_blocks(B) otherwise. */
+int			model_train_blocks(const esmm_model *m, int B);
+
+/* How a batch of B rows is cut into row blocks, for training or for
+ * scoring (model_train_blocks, model_row_blocks): returns the number of
+ * blocks and sets *rows to the rows of each but the last. */
+int			model_batch_blocks(const esmm_model *m, int B, int training, int *rows);
+
 /* Sums the dense gradients of a batch's n_blocks row blocks (block_grads)
  * into m->grads' dense region, each element in block order whatever the
  * thread count. */
@@ -124,11 +134,6 @@ size_t		mmoe_parts_bytes(const esmm_model *m);
 
 /* Whether any expert or task layer uses batch norm. */
 int			mmoe_uses_bn(const esmm_model *m);
-
-/* How many row blocks a training batch of B rows runs as: one when batch
- * norm, which normalizes over the whole batch, is in the model;
- * model_row_blocks(B) otherwise. */
-int			model_train_blocks(const esmm_model *m, int B);
 
 /*
  * Forward in training mode, the weighted task losses, and backward into
